@@ -1,0 +1,157 @@
+"""The streaming job: options -> preflight -> graph -> run.
+
+    python -m pipeline --runner=BundleBasedDirectRunner --streaming \\
+        --project=local-project --subscription=projects/local-project/subscriptions/events-sub \\
+        --dataset=ecommerce --output_prefix=gs://local-bucket/output
+
+`build_pipeline` is separate from `run` so tests can hand it a TestStream (or
+any PCollection of messages) instead of Pub/Sub, and later features
+(per-minute metrics, sessions, backfill) can hang off the same event trunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from pipeline.bigquery_sink import WriteToBigQueryTables
+from pipeline.options import EcommerceOptions, OptionsError
+from pipeline.transforms import (DeduplicateByEventId, ParseEvents, SplitByLateness, TooLateFiles, WindowedFiles,
+                                 to_dead_letter_rows, to_table_rows)
+from pipeline.validation import EVENT_ID_ATTR, EVENT_TIME_ATTR
+from schemas import DEAD_LETTER_TABLE, event_specs
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobOutputs:
+    """What build_pipeline returns, for tests and for later features."""
+
+    events: beam.PCollection        # (event_type, row), deduplicated, event-time stamped
+    dead_letters: beam.PCollection  # dead-letter rows (parse/validate + refused inserts)
+    files: beam.PCollection         # one record per window-pane file written
+    too_late: beam.PCollection      # paths of files for events beyond allowed lateness
+
+
+def read_messages(pipeline: beam.Pipeline, opts: EcommerceOptions) -> beam.PCollection:
+    """The Pub/Sub edge. On Dataflow the service's connector dedups by
+    id_label and drives the watermark from the event-time attribute."""
+    return pipeline | "ReadPubSub" >> beam.io.ReadFromPubSub(
+        subscription=opts.subscription,
+        with_attributes=True,
+        id_label=EVENT_ID_ATTR if opts.use_id_label() else None,
+        timestamp_attribute=EVENT_TIME_ATTR if opts.use_timestamp_attribute() else None,
+    )
+
+
+def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, messages: beam.PCollection | None = None,
+                   clock=time.time, write_bigquery: bool = True) -> JobOutputs:
+    """Add the job's steps to `pipeline`. Exposed for testing: pass `messages`
+    to replace the Pub/Sub read, `clock` to control lateness routing."""
+    if messages is None:
+        messages = read_messages(pipeline, opts)
+    project = opts.table_project()
+
+    parsed = messages | "ParseEvents" >> ParseEvents(opts.limits())
+    events = (parsed.events
+              | "DeduplicateByEventId" >> DeduplicateByEventId(opts.dedup_horizon_s))
+
+    refused = []
+    if write_bigquery:
+        refused.append(events
+                       | "ToTableRows" >> beam.Map(to_table_rows)
+                       | "WriteEventTables" >> WriteToBigQueryTables(project, opts.dataset, opts.bq_batch_size))
+
+    split = events | "SplitByLateness" >> SplitByLateness(opts.window_size_s, opts.allowed_lateness_s, clock=clock)
+    pane_files = split.in_time | "WindowedFiles" >> WindowedFiles(
+        f"{opts.output_prefix.rstrip('/')}", opts.window_size_s, opts.allowed_lateness_s,
+        opts.late_firing_delay_s, opts.num_file_shards, project)
+    too_late = split.too_late | "TooLateFiles" >> TooLateFiles(opts.output_prefix.rstrip("/"), project)
+
+    dead_letters = (parsed.dead_letter, *refused) | "AllDeadLetters" >> beam.Flatten()
+    if write_bigquery:
+        _ = (dead_letters
+             | "ToDeadLetterRows" >> beam.Map(to_dead_letter_rows)
+             | "WriteDeadLetterTable" >> WriteToBigQueryTables(project, opts.dataset, opts.bq_batch_size,
+                                                                is_dead_letter_table=True))
+    return JobOutputs(events=events, dead_letters=dead_letters, files=pane_files, too_late=too_late)
+
+
+# -- preflight: resources exist before the job starts ---------------------------------------
+def preflight(opts: EcommerceOptions) -> None:
+    """Raise OptionsError naming any resource that is missing. Runs in
+    seconds against the emulators or the real services, never hangs."""
+    from google.api_core import exceptions as gexc
+
+    from pipeline.clients import bigquery_client, storage_client, subscriber_client
+
+    project = opts.table_project()
+    missing = []
+    try:
+        sub = subscriber_client()
+        try:
+            sub.get_subscription(request={"subscription": opts.subscription}, timeout=10)
+        finally:
+            sub.close()
+    except gexc.NotFound:
+        missing.append(f"Pub/Sub subscription {opts.subscription} does not exist (run provisioning)")
+    except Exception as exc:  # noqa: BLE001
+        missing.append(f"cannot reach Pub/Sub to check {opts.subscription}: {type(exc).__name__}: {exc}"[:300])
+    bq = bigquery_client(project)
+    for table in [spec.name for spec in event_specs().values()] + [DEAD_LETTER_TABLE]:
+        try:
+            bq.get_table(f"{project}.{opts.dataset}.{table}", timeout=10, retry=None)
+        except gexc.NotFound:
+            missing.append(f"BigQuery table {project}.{opts.dataset}.{table} does not exist (run provisioning)")
+        except Exception as exc:  # noqa: BLE001
+            missing.append(f"cannot reach BigQuery to check {table}: {type(exc).__name__}: {exc}"[:300])
+            break
+    if opts.output_prefix.startswith("gs://"):
+        bucket = opts.output_prefix[5:].split("/", 1)[0]
+        try:
+            storage_client(project).get_bucket(bucket, timeout=10, retry=None)
+        except gexc.NotFound:
+            missing.append(f"bucket gs://{bucket} does not exist (run provisioning)")
+        except Exception as exc:  # noqa: BLE001
+            missing.append(f"cannot reach Cloud Storage to check gs://{bucket}: {type(exc).__name__}: {exc}"[:300])
+    if missing:
+        raise OptionsError("missing resources:\n  - " + "\n  - ".join(missing))
+
+
+def run(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("apache_beam.runners", "apache_beam.io.gcp", "google", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    options = PipelineOptions(argv)
+    opts = options.view_as(EcommerceOptions)
+    if os.environ.get("PUBSUB_EMULATOR_HOST"):
+        os.environ.setdefault("NO_GCE_CHECK", "True")
+    try:
+        opts.validate_all()
+        if not opts.skip_preflight:
+            preflight(opts)
+    except OptionsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    options.view_as(StandardOptions).streaming = True
+    pipeline = beam.Pipeline(options=options)
+    build_pipeline(pipeline, opts)
+    result = pipeline.run()
+    if opts.run_duration_s:
+        _log.info("running for %ss", opts.run_duration_s)
+        result.wait_until_finish(duration=opts.run_duration_s * 1000)
+        result.cancel()
+        _log.info("stopped after %ss", opts.run_duration_s)
+    else:
+        try:
+            result.wait_until_finish()
+        except KeyboardInterrupt:
+            result.cancel()
+    return 0

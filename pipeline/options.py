@@ -1,0 +1,132 @@
+"""One options class for every run: local (BundleBasedDirectRunner against the
+emulators), Dataflow, the flex template and the tests.
+
+`validate()` checks every value before the graph is built and raises
+`OptionsError` with a message that says what to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from apache_beam.options.pipeline_options import (GoogleCloudOptions, PipelineOptions, StandardOptions)
+
+from pipeline.validation import Limits
+
+_SUBSCRIPTION_RE = re.compile(r"^projects/[a-z][-a-z0-9]{4,61}[a-z0-9]/subscriptions/[A-Za-z][-A-Za-z0-9._~%+]{2,254}$")
+_PROJECT_RE = re.compile(r"^[a-z][-a-z0-9]{4,61}[a-z0-9]$")
+_DATASET_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
+
+
+class OptionsError(ValueError):
+    """A bad option: the message names the option and the fix."""
+
+
+class EcommerceOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        g = parser.add_argument_group("e-commerce streaming job")
+        g.add_argument("--subscription", help="Pub/Sub subscription to read: projects/<p>/subscriptions/<s>.")
+        g.add_argument("--bq_project", help="Project of the BigQuery dataset (default: --project).")
+        g.add_argument("--dataset", default="ecommerce", help="BigQuery dataset holding the tables (created by provisioning).")
+        g.add_argument("--output_prefix",
+                       help="Where window files go: gs://<bucket>/output or a local folder. "
+                            "Files: <prefix>/<type>/YYYY/MM/DD/HH/mm/<type>_<yyyyMMddHHmm><NNNN>.json")
+        g.add_argument("--window_size_s", type=int, default=60, help="Fixed event-time window for the files, seconds.")
+        g.add_argument("--allowed_lateness_s", type=int, default=180,
+                       help="How long after a window's end late events still fire a late pane (covers 30-60 s "
+                            "producer delays three times over).")
+        g.add_argument("--late_firing_delay_s", type=int, default=10,
+                       help="Late events of one window arriving within this many seconds share one late pane/file.")
+        g.add_argument("--dedup_horizon_s", type=int, default=600,
+                       help="How long (event time) an event_id is remembered to drop duplicates. Must be at least "
+                            "window size + allowed lateness.")
+        g.add_argument("--num_file_shards", type=int, default=1,
+                       help="Files per window pane and event type (parallelism of the file write), 1..99.")
+        g.add_argument("--max_message_bytes", type=int, default=256 * 1024,
+                       help="Larger payloads go to the dead-letter table as oversized.")
+        g.add_argument("--max_event_age_days", type=float, default=30.0,
+                       help="Events older than this are dead-lettered (0 = no limit, e.g. for backfills).")
+        g.add_argument("--max_future_skew_s", type=int, default=300,
+                       help="Events stamped further in the future than this are dead-lettered.")
+        g.add_argument("--bq_batch_size", type=int, default=500, help="Rows per insertAll request.")
+        g.add_argument("--pubsub_id_label", default="auto", choices=["auto", "on", "off"],
+                       help="Pass id_label=event_id to the Pub/Sub read (Dataflow dedups by it). auto: on for "
+                            "DataflowRunner; the DirectRunner does not implement it.")
+        g.add_argument("--pubsub_timestamp_attribute", default="auto", choices=["auto", "on", "off"],
+                       help="Pass timestamp_attribute=event_time to the Pub/Sub read so the watermark follows event "
+                            "time. auto: on for DataflowRunner; the DirectRunner's watermark is the wall clock anyway "
+                            "and its reader crashes on a malformed attribute.")
+        g.add_argument("--run_duration_s", type=int, default=0,
+                       help="Local runs: stop the job after this many seconds (0 = run until interrupted).")
+        g.add_argument("--skip_preflight", action="store_true",
+                       help="Do not check that the subscription, tables and bucket exist before starting.")
+
+    # -- derived values ---------------------------------------------------------
+    def limits(self) -> Limits:
+        return Limits(
+            max_message_bytes=self.max_message_bytes,
+            max_event_age=timedelta(days=self.max_event_age_days) if self.max_event_age_days else None,
+            max_future_skew=timedelta(seconds=self.max_future_skew_s),
+        )
+
+    def table_project(self) -> str:
+        return self.bq_project or self.view_as(GoogleCloudOptions).project
+
+    def is_dataflow(self) -> bool:
+        return (self.view_as(StandardOptions).runner or "").lower().endswith("dataflowrunner")
+
+    def use_id_label(self) -> bool:
+        return self.pubsub_id_label == "on" or (self.pubsub_id_label == "auto" and self.is_dataflow())
+
+    def use_timestamp_attribute(self) -> bool:
+        return (self.pubsub_timestamp_attribute == "on"
+                or (self.pubsub_timestamp_attribute == "auto" and self.is_dataflow()))
+
+    # -- validation -------------------------------------------------------------
+    def validate_all(self, require_source: bool = True) -> None:
+        """Raise OptionsError naming the first bad option and how to fix it."""
+        problems = []
+        project = self.table_project()
+        if not project or not _PROJECT_RE.match(project):
+            problems.append(f"--project/--bq_project {project!r} is not a valid project id (6-30 lowercase "
+                            "letters, digits, hyphens)")
+        if require_source:
+            if not self.subscription:
+                problems.append("--subscription is required (projects/<project>/subscriptions/<name>)")
+            elif not _SUBSCRIPTION_RE.match(self.subscription):
+                problems.append(f"--subscription {self.subscription!r} must look like projects/<project>/subscriptions/<name>")
+        if not _DATASET_RE.match(self.dataset or ""):
+            problems.append(f"--dataset {self.dataset!r} may hold only letters, digits and underscores")
+        if not self.output_prefix:
+            problems.append("--output_prefix is required (gs://<bucket>/output or a local folder)")
+        elif "://" in self.output_prefix and not self.output_prefix.startswith("gs://"):
+            problems.append(f"--output_prefix {self.output_prefix!r}: only gs:// and local folders are supported")
+        elif self.is_dataflow() and not self.output_prefix.startswith("gs://"):
+            problems.append("--output_prefix must be a gs:// path on Dataflow (workers have no shared disk)")
+        if self.window_size_s <= 0 or 3600 % self.window_size_s:
+            problems.append(f"--window_size_s {self.window_size_s} must be positive and divide an hour evenly "
+                            "(windows then align to minute folders)")
+        if self.allowed_lateness_s < 0:
+            problems.append("--allowed_lateness_s must be >= 0")
+        if self.late_firing_delay_s < 0:
+            problems.append("--late_firing_delay_s must be >= 0")
+        if self.dedup_horizon_s < self.window_size_s + self.allowed_lateness_s:
+            problems.append(f"--dedup_horizon_s {self.dedup_horizon_s} must be at least --window_size_s + "
+                            f"--allowed_lateness_s = {self.window_size_s + self.allowed_lateness_s}, or duplicates "
+                            "of late events would pass")
+        if not 1 <= self.num_file_shards <= 99:
+            problems.append("--num_file_shards must be between 1 and 99 (it is two digits of the file name)")
+        if not 1024 <= self.max_message_bytes <= 10 * 1024 * 1024:
+            problems.append("--max_message_bytes must be between 1024 and 10485760 (Pub/Sub's own limit)")
+        if not 1 <= self.bq_batch_size <= 10000:
+            problems.append("--bq_batch_size must be between 1 and 10000 (insertAll limit)")
+        if self.max_event_age_days < 0:
+            problems.append("--max_event_age_days must be >= 0")
+        if self.run_duration_s < 0:
+            problems.append("--run_duration_s must be >= 0")
+        if self.is_dataflow() and not self.view_as(StandardOptions).streaming:
+            problems.append("--streaming is required on Dataflow (this is a streaming job)")
+        if problems:
+            raise OptionsError("invalid options:\n  - " + "\n  - ".join(problems))

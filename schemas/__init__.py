@@ -1,0 +1,125 @@
+"""Event and table schemas: the single source of truth.
+
+The `.avsc` files in this package are Avro record schemas. Avro (checked with
+fastavro) gives the structure and types; a few extra keys that Avro ignores
+carry the rest of what this project needs to know about a field or a table:
+
+* ``format``: ``date-time`` (RFC 3339 with a zone; BigQuery TIMESTAMP) or
+  ``ip-address``;
+* ``minimum`` / ``maximum`` for numbers, ``maxLength`` for strings,
+  ``maxItems`` for arrays;
+* ``bq_type`` to override the BigQuery type (money is NUMERIC);
+* on the record: ``event_type``, ``event_time_field`` and a ``bigquery`` block
+  (table name, partitioning column, clustering, description).
+
+From these files come the validation (`pipeline.validation`), the BigQuery
+table schemas used by provisioning, and the committed DDL in `ddl/tables/`
+(`python -m schemas.ddl --check` proves they agree).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import fastavro
+
+SCHEMA_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A BigQuery table described by an Avro record schema."""
+
+    name: str
+    avro: dict
+    partition_field: str
+    clustering: tuple[str, ...]
+    description: str
+    event_type: str | None = None
+    event_time_field: str | None = None
+
+    @property
+    def payload_fields(self) -> list[dict]:
+        return self.avro["fields"]
+
+    @functools.cached_property
+    def parsed(self):
+        """fastavro's parsed form of the payload schema (for validation)."""
+        return fastavro.parse_schema(_strip_annotations(self.avro))
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _strip_annotations(schema):
+    """Return the schema without the project's extra keys (fastavro ignores
+    most unknown keys, but keeping the parsed schema pure Avro is cheap)."""
+    extra = {"format", "minimum", "maximum", "maxLength", "maxItems", "bq_type",
+             "event_type", "event_time_field", "bigquery"}
+    if isinstance(schema, dict):
+        return {k: _strip_annotations(v) for k, v in schema.items() if k not in extra}
+    if isinstance(schema, list):
+        return [_strip_annotations(v) for v in schema]
+    return schema
+
+
+@functools.lru_cache(maxsize=None)
+def envelope_fields() -> tuple[dict, ...]:
+    return tuple(_load(SCHEMA_DIR / "tables" / "event_envelope.avsc")["fields"])
+
+
+@functools.lru_cache(maxsize=None)
+def event_specs() -> dict[str, TableSpec]:
+    """Event type name -> its table spec, in a stable order."""
+    specs = {}
+    for path in sorted((SCHEMA_DIR / "events").glob("*.avsc")):
+        avro = _load(path)
+        bq = avro["bigquery"]
+        specs[avro["event_type"]] = TableSpec(
+            name=bq["table"],
+            avro=avro,
+            partition_field="event_time",
+            clustering=tuple(bq["clustering"]),
+            description=bq["description"],
+            event_type=avro["event_type"],
+            event_time_field=avro["event_time_field"],
+        )
+    return specs
+
+
+@functools.lru_cache(maxsize=None)
+def table_specs() -> dict[str, TableSpec]:
+    """Every table provisioned by the project, by table name."""
+    tables = {spec.name: spec for spec in event_specs().values()}
+    for path in sorted((SCHEMA_DIR / "tables").glob("*.avsc")):
+        avro = _load(path)
+        if "bigquery" not in avro:
+            continue  # the envelope is a fragment, not a table
+        bq = avro["bigquery"]
+        tables[bq["table"]] = TableSpec(
+            name=bq["table"],
+            avro=avro,
+            partition_field=bq["partition_field"],
+            clustering=tuple(bq["clustering"]),
+            description=bq["description"],
+        )
+    return tables
+
+
+def event_types() -> tuple[str, ...]:
+    return tuple(event_specs())
+
+
+def table_columns(spec: TableSpec) -> list[dict]:
+    """Avro fields of the table as stored: envelope first for event tables."""
+    if spec.event_type:
+        return list(envelope_fields()) + list(spec.payload_fields)
+    return list(spec.payload_fields)
+
+
+DEAD_LETTER_TABLE = "dead_letter"
+LEDGER_TABLE = "producer_ledger"

@@ -1,0 +1,124 @@
+"""Avro schema -> BigQuery schema and DDL.
+
+The same function feeds the API-based provisioning (the emulator drops
+`PARTITION BY` from DDL, so tables are created through the API there) and the
+DDL files committed under `ddl/tables/` that `run_dataflow.sh` applies to real
+BigQuery. A test checks the committed DDL equals what this module renders.
+"""
+
+from __future__ import annotations
+
+from schemas import TableSpec, table_columns, table_specs
+
+_PRIMITIVES = {
+    "string": "STRING",
+    "int": "INT64",
+    "long": "INT64",
+    "double": "FLOAT64",
+    "float": "FLOAT64",
+    "boolean": "BOOL",
+    "bytes": "BYTES",
+}
+_FORMATS = {"date-time": "TIMESTAMP", "date": "DATE"}
+# DDL type names differ from the API's legacy names for a few types.
+_API_NAMES = {"INT64": "INTEGER", "FLOAT64": "FLOAT", "BOOL": "BOOLEAN", "STRUCT": "RECORD"}
+
+
+def _unwrap(avro_type):
+    """(inner type, nullable) of a field type; ["null", X] is a NULLABLE X."""
+    if isinstance(avro_type, list):
+        others = [t for t in avro_type if t != "null"]
+        if len(others) != 1:
+            raise ValueError(f"only [null, X] unions are supported, got {avro_type}")
+        return others[0], "null" in avro_type
+    return avro_type, False
+
+
+def _column(field: dict) -> dict:
+    """One BigQuery column (API representation, with DDL-style type names)."""
+    avro_type, nullable = _unwrap(field["type"])
+    mode = "NULLABLE" if nullable else "REQUIRED"
+    if isinstance(avro_type, dict) and avro_type["type"] == "array":
+        mode = "REPEATED"
+        avro_type = avro_type["items"]
+        # A format on an array field applies to its items.
+        if isinstance(avro_type, dict) and "format" in avro_type:
+            field = {**field, "format": avro_type["format"]}
+            avro_type = avro_type["type"]
+    column = {"name": field["name"], "mode": mode}
+    if isinstance(avro_type, dict) and avro_type["type"] == "record":
+        column["type"] = "STRUCT"
+        column["fields"] = [_column(f) for f in avro_type["fields"]]
+    elif isinstance(avro_type, dict) and avro_type["type"] == "enum":
+        column["type"] = "STRING"
+    elif field.get("bq_type"):
+        column["type"] = field["bq_type"]
+    elif field.get("format") in _FORMATS:
+        column["type"] = _FORMATS[field["format"]]
+    else:
+        column["type"] = _PRIMITIVES[avro_type]
+    if field.get("doc"):
+        column["description"] = field["doc"]
+    return column
+
+
+def columns(spec: TableSpec) -> list[dict]:
+    return [_column(f) for f in table_columns(spec)]
+
+
+def api_schema(spec: TableSpec) -> list[dict]:
+    """Schema in the REST API's form (`SchemaField.from_api_repr`)."""
+
+    def convert(col):
+        out = dict(col)
+        out["type"] = _API_NAMES.get(col["type"], col["type"])
+        if "fields" in col:
+            out["fields"] = [convert(c) for c in col["fields"]]
+        return out
+
+    return [convert(c) for c in columns(spec)]
+
+
+def _ddl_type(col: dict) -> str:
+    if col["type"] == "STRUCT":
+        inner = ", ".join(f"{c['name']} {_ddl_type_with_mode(c)}" for c in col["fields"])
+        return f"STRUCT<{inner}>"
+    return col["type"]
+
+
+def _ddl_type_with_mode(col: dict) -> str:
+    base = _ddl_type(col)
+    if col["mode"] == "REPEATED":
+        return f"ARRAY<{base}>"
+    # NOT NULL is not allowed on fields nested in an ARRAY's STRUCT in every
+    # context, but is accepted inside STRUCT columns; keep it for top level and
+    # plain STRUCT members.
+    return f"{base} NOT NULL" if col["mode"] == "REQUIRED" else base
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_ddl(spec: TableSpec) -> str:
+    """CREATE TABLE IF NOT EXISTS for the table; ${PROJECT}/${DATASET} are
+    substituted by whoever applies it (provisioning, run_dataflow.sh)."""
+    lines = []
+    cols = columns(spec)
+    for i, col in enumerate(cols):
+        sep = "," if i < len(cols) - 1 else ""
+        desc = f" OPTIONS(description={_quote(col['description'])})" if col.get("description") else ""
+        lines.append(f"  {col['name']} {_ddl_type_with_mode(col)}{desc}{sep}")
+    body = "\n".join(lines)
+    return (
+        f"-- Generated from schemas/ by `python -m schemas.ddl --write`. Do not edit by hand.\n"
+        f"CREATE TABLE IF NOT EXISTS `${{PROJECT}}.${{DATASET}}.{spec.name}` (\n{body}\n)\n"
+        f"PARTITION BY DATE({spec.partition_field})\n"
+        f"CLUSTER BY {', '.join(spec.clustering)}\n"
+        f"OPTIONS(description={_quote(spec.description)});\n"
+    )
+
+
+def all_ddl() -> dict[str, str]:
+    """File name under ddl/tables/ -> its content."""
+    return {f"{name}.sql": render_ddl(spec) for name, spec in table_specs().items()}
