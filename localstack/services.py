@@ -61,7 +61,7 @@ class Service:
     """One emulator process. Subclasses say how to start and probe it."""
 
     name: str
-    workdir: Path
+    workdir: Path = Path(".")
     port: int = 0
     start_timeout: float = 60.0
     pid: int | None = None

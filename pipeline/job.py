@@ -11,11 +11,15 @@ any PCollection of messages) instead of Pub/Sub, and later features
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -144,14 +148,74 @@ def run(argv=None) -> int:
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, opts)
     result = pipeline.run()
-    if opts.run_duration_s:
-        _log.info("running for %ss", opts.run_duration_s)
-        result.wait_until_finish(duration=opts.run_duration_s * 1000)
-        result.cancel()
-        _log.info("stopped after %ss", opts.run_duration_s)
-    else:
+    if opts.is_dataflow():
+        _log.info("submitted to Dataflow; follow it in the console or with gcloud dataflow jobs list")
+        return 0
+    state = wait_local(result, opts.run_duration_s)
+    counters = metrics_summary(result)
+    _log.info("job %s; counters: %s", state, json.dumps(counters, sort_keys=True))
+    if opts.metrics_out:
+        Path(opts.metrics_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(opts.metrics_out).write_text(json.dumps({"state": state, "counters": counters}, indent=2, sort_keys=True))
+    return 0 if state != "FAILED" else 1
+
+
+def wait_local(result, duration_s: int) -> str:
+    """Run a local (DirectRunner) job until it fails, `duration_s` passes, or
+    SIGINT/SIGTERM arrives; then cancel it. The DirectRunner supports neither
+    a duration nor a clean drain, so this is the local stop procedure: on-time
+    panes still open are lost from the files but not from BigQuery, and the
+    subscription (which retains acked messages) lets a restart replay them."""
+    finished = threading.Event()
+    failure: list[BaseException] = []
+    stop = threading.Event()
+
+    def waiter():
         try:
             result.wait_until_finish()
-        except KeyboardInterrupt:
-            result.cancel()
-    return 0
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failure.append(exc)
+        finally:
+            finished.set()
+
+    def on_signal(signum, frame):
+        _log.info("signal %s: stopping the job", signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    threading.Thread(target=waiter, name="beam-wait", daemon=True).start()
+    deadline = time.monotonic() + duration_s if duration_s else None
+    try:
+        while not finished.is_set() and not stop.is_set():
+            if deadline and time.monotonic() >= deadline:
+                _log.info("run duration of %ss reached", duration_s)
+                break
+            finished.wait(0.5)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if failure:
+        _log.error("job failed: %s", failure[0], exc_info=failure[0])
+        return "FAILED"
+    if not finished.is_set():
+        result.cancel()
+        return "CANCELLED"
+    return "DONE"
+
+
+def metrics_summary(result) -> dict:
+    """Committed counter values and distributions, by name."""
+    out = {}
+    try:
+        query = result.metrics().query()
+    except Exception:  # noqa: BLE001 - metrics are best effort on a cancelled job
+        return out
+    for counter in query.get("counters", []):
+        key = f"{counter.key.metric.namespace}.{counter.key.metric.name}"
+        out[key] = out.get(key, 0) + (counter.committed or 0)
+    for dist in query.get("distributions", []):
+        value = dist.committed
+        if value and value.count:
+            key = f"{dist.key.metric.namespace}.{dist.key.metric.name}"
+            out[key] = {"count": value.count, "min": value.min, "max": value.max, "mean": round(value.mean, 1)}
+    return out

@@ -60,6 +60,7 @@ class EcommerceOptions(PipelineOptions):
                             "and its reader crashes on a malformed attribute.")
         g.add_argument("--run_duration_s", type=int, default=0,
                        help="Local runs: stop the job after this many seconds (0 = run until interrupted).")
+        g.add_argument("--metrics_out", default=None, help="Local runs: write the job's counters as JSON here at the end.")
         g.add_argument("--skip_preflight", action="store_true",
                        help="Do not check that the subscription, tables and bucket exist before starting.")
 

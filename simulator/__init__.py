@@ -1,0 +1,1 @@
+"""Real-time e-commerce event producer with deliberate faults and a ledger."""

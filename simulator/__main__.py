@@ -1,0 +1,139 @@
+"""python -m simulator: publish e-commerce events to Pub/Sub in real time.
+
+Examples:
+    python -m simulator --project local-project --topic events --duration 120
+    python -m simulator --project local-project --topic events --rate 500 --count 20000 --seed 7 \\
+        --too-late-fraction 0.01 --load-ledger-dataset ecommerce
+
+Every logical event is recorded in the ledger (JSONL, one line per published
+copy); --load-ledger-dataset also loads it into BigQuery's producer_ledger.
+Ctrl-C stops generating and publishes everything still held back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from simulator.faults import FaultConfig
+from simulator.ledger import LedgerWriter, load_to_bigquery
+from simulator.runner import DEFAULT_MIX, Simulator
+
+
+def parse_mix(text: str) -> dict:
+    mix = {}
+    for part in text.split(","):
+        name, _, weight = part.partition("=")
+        if name not in DEFAULT_MIX:
+            raise argparse.ArgumentTypeError(f"unknown event type {name!r} in --mix (use {', '.join(DEFAULT_MIX)})")
+        try:
+            mix[name] = float(weight)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"weight of {name} in --mix is not a number: {weight!r}") from None
+    if not mix or sum(mix.values()) <= 0 or any(v < 0 for v in mix.values()):
+        raise argparse.ArgumentTypeError("--mix needs non-negative weights with a positive sum")
+    return mix
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m simulator", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--project", required=True)
+    p.add_argument("--topic", default="events")
+    p.add_argument("--rate", type=float, default=1.0, help="events per second (default 1)")
+    stop = p.add_mutually_exclusive_group()
+    stop.add_argument("--duration", type=float, help="seconds of generation (default 60 when no --count)")
+    stop.add_argument("--count", type=int, help="number of logical events to generate")
+    p.add_argument("--mix", type=parse_mix, default=dict(DEFAULT_MIX), help="e.g. order=0.3,inventory=0.3,user_activity=0.4")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-id", default=None, help="ledger run id (default: a new uuid)")
+    p.add_argument("--ledger", type=Path, default=None, help="ledger JSONL path (default .local/ledger/<run>.jsonl)")
+    p.add_argument("--late-fraction", type=float, default=0.10)
+    p.add_argument("--late-min", type=float, default=30.0)
+    p.add_argument("--late-max", type=float, default=60.0)
+    p.add_argument("--duplicate-fraction", type=float, default=0.03)
+    p.add_argument("--malformed-fraction", type=float, default=0.02)
+    p.add_argument("--no-id-fraction", type=float, default=0.01, help="messages published without event_id")
+    p.add_argument("--too-late-fraction", type=float, default=0.0,
+                   help="events back-dated beyond the job's allowed lateness")
+    p.add_argument("--too-late-delay", type=float, default=330.0)
+    p.add_argument("--time-scale", type=float, default=1.0, help="<1 speeds up order lifecycles")
+    p.add_argument("--load-ledger-dataset", default=None, help="load the ledger into <dataset>.producer_ledger at the end")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    args = build_parser().parse_args(argv)
+    if args.rate <= 0:
+        print("error: --rate must be positive", file=sys.stderr)
+        return 2
+    faults = FaultConfig(late_fraction=args.late_fraction, late_min_s=args.late_min, late_max_s=args.late_max,
+                         duplicate_fraction=args.duplicate_fraction, malformed_fraction=args.malformed_fraction,
+                         no_id_fraction=args.no_id_fraction, too_late_fraction=args.too_late_fraction,
+                         too_late_delay_s=args.too_late_delay)
+    try:
+        faults.validate()
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    run_id = args.run_id or uuid.uuid4().hex[:12]
+    ledger_path = args.ledger or Path(".local/ledger") / f"{run_id}.jsonl"
+    duration = args.duration if args.duration is not None or args.count is not None else 60.0
+
+    from google.cloud.pubsub_v1.types import BatchSettings
+
+    from pipeline.clients import publisher_client
+
+    publisher = publisher_client(batch_settings=BatchSettings(max_messages=500, max_latency=0.01))
+    topic_path = publisher.topic_path(args.project, args.topic)
+    ledger = LedgerWriter(ledger_path)
+    sim = Simulator(publisher, topic_path, ledger, run_id, rate=args.rate, mix=args.mix, faults=faults,
+                    seed=args.seed, time_scale=args.time_scale)
+
+    interrupted = []
+
+    def on_signal(signum, frame):
+        if interrupted:
+            return
+        interrupted.append(signum)
+        print("\nstopping: publishing every held-back event now ...", file=sys.stderr)
+        sim.stop_requested.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    progress = None if args.quiet else _progress_printer()
+    print(f"run {run_id}: publishing to {topic_path}, ledger {ledger_path}", file=sys.stderr)
+    stats = sim.run(duration_s=duration if args.count is None else None, count=args.count, progress=progress)
+    ledger.close()
+    print(f"done: {stats.line()}", file=sys.stderr)
+    if args.load_ledger_dataset:
+        rows = load_to_bigquery(ledger_path, args.project, args.load_ledger_dataset)
+        print(f"loaded {rows} ledger rows into {args.load_ledger_dataset}.producer_ledger", file=sys.stderr)
+    print(run_id)
+    return 1 if stats.failed else 0
+
+
+def _progress_printer():
+    """A live status line on a terminal; a line every 10 s otherwise (CI, logs)."""
+    interactive = sys.stderr.isatty()
+    last = [0.0]
+
+    def show(stats):
+        if interactive:
+            print("\r" + stats.line() + " " * 4, end="", file=sys.stderr, flush=True)
+        elif time.monotonic() - last[0] >= 10:
+            last[0] = time.monotonic()
+            print(stats.line(), file=sys.stderr, flush=True)
+
+    return show
+
+
+if __name__ == "__main__":
+    sys.exit(main())

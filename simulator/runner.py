@@ -1,0 +1,152 @@
+"""Publish the world's events in real time, with faults, and keep the ledger."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from pipeline.validation import format_timestamp
+from simulator.faults import FaultConfig, Plan, plan
+from simulator.ledger import LedgerWriter
+from simulator.world import World
+
+_log = logging.getLogger(__name__)
+DEFAULT_MIX = {"order": 0.3, "inventory": 0.3, "user_activity": 0.4}
+
+
+@dataclass
+class Stats:
+    generated: int = 0
+    published: int = 0
+    failed: int = 0
+    duplicates: int = 0
+    malformed: int = 0
+    late: int = 0
+    too_late: int = 0
+    pending: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def line(self) -> str:
+        elapsed = max(1e-9, time.monotonic() - self.started)
+        return (f"generated {self.generated} | published {self.published} ({self.published / elapsed:.1f}/s) | "
+                f"held back {self.pending} | late {self.late} | too late {self.too_late} | "
+                f"duplicates {self.duplicates} | malformed {self.malformed} | failed {self.failed}")
+
+
+class Simulator:
+    def __init__(self, publisher, topic_path: str, ledger: LedgerWriter, run_id: str, *, rate: float = 1.0,
+                 mix: dict | None = None, faults: FaultConfig | None = None, seed: int = 0,
+                 time_scale: float = 1.0):
+        self.publisher = publisher
+        self.topic_path = topic_path
+        self.ledger = ledger
+        self.run_id = run_id
+        self.rate = rate
+        self.mix = mix or dict(DEFAULT_MIX)
+        self.faults = faults or FaultConfig()
+        self.faults.validate()
+        self.rng = random.Random(seed)
+        self.world = World(seed=seed, time_scale=time_scale)
+        self.stats = Stats()
+        self._heap: list = []
+        self._seq = itertools.count()
+        self._futures: set = set()
+        self._lock = threading.Lock()
+        self.stop_requested = threading.Event()
+
+    # -- generation -----------------------------------------------------------------
+    def _generate_one(self, now: datetime) -> Plan:
+        event_type = self.rng.choices(list(self.mix), weights=list(self.mix.values()))[0]
+        p = plan(self.world.next_event(event_type, now), self.faults, self.rng)
+        self.stats.generated += 1
+        self.stats.malformed += p.malformed
+        self.stats.duplicates += len(p.messages) - 1
+        self.stats.too_late += p.too_late
+        self.stats.late += (not p.too_late) and p.intended_delay_s > 0
+        mono = time.monotonic()
+        for copy_no, message in enumerate(p.messages):
+            due = mono + message.delay_s
+            heapq.heappush(self._heap, (due, next(self._seq), copy_no, p, message))
+        return p
+
+    # -- publishing ---------------------------------------------------------------------
+    def _publish(self, copy_no: int, p: Plan, message) -> None:
+        publish_time = format_timestamp(datetime.now(timezone.utc))
+        future = self.publisher.publish(self.topic_path, message.data, **message.attributes)
+        with self._lock:
+            self._futures.add(future)
+
+        def done(fut, copy_no=copy_no, p=p, publish_time=publish_time):
+            with self._lock:
+                self._futures.discard(fut)
+            try:
+                fut.result()
+            except Exception as exc:  # noqa: BLE001 - counted and logged, never recorded as published
+                self.stats.failed += 1
+                _log.error("publish of %s copy %d failed: %s", p.event_id, copy_no, exc)
+                return
+            self.stats.published += 1
+            self.ledger.record({
+                "run_id": self.run_id, "event_id": p.event_id, "event_type": p.event_type,
+                "event_time": p.event_time, "publish_time": publish_time, "copy": copy_no,
+                "intended_delay_s": p.intended_delay_s, "malformed": p.malformed,
+                "malformed_kind": p.malformed_kind, "too_late": p.too_late,
+            })
+
+        future.add_done_callback(done)
+
+    def _publish_due(self, flush_all: bool = False) -> None:
+        mono = time.monotonic()
+        while self._heap and (flush_all or self._heap[0][0] <= mono):
+            _, _, copy_no, p, message = heapq.heappop(self._heap)
+            self._publish(copy_no, p, message)
+        self.stats.pending = len(self._heap)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self, duration_s: float | None = None, count: int | None = None, progress=None) -> Stats:
+        """Generate at `rate` until duration or count, then publish what is
+        still held back at its time. A stop request (Ctrl-C) ends generation
+        and publishes everything held back at once: nothing generated is lost."""
+        start = time.monotonic()
+        tick = min(0.05, 1.0 / self.rate)
+        last_report = 0.0
+        generating = True
+        while True:
+            now_mono = time.monotonic()
+            if generating:
+                target = int((now_mono - start) * self.rate) + 1
+                if count is not None:
+                    target = min(target, count)
+                now = datetime.now(timezone.utc)
+                while self.stats.generated < target:
+                    self._generate_one(now)
+                done_by_count = count is not None and self.stats.generated >= count
+                done_by_time = duration_s is not None and now_mono - start >= duration_s
+                if done_by_count or done_by_time or self.stop_requested.is_set():
+                    generating = False
+            self._publish_due(flush_all=self.stop_requested.is_set())
+            if progress and now_mono - last_report >= 1.0:
+                progress(self.stats)
+                last_report = now_mono
+            if not generating and not self._heap:
+                break
+            time.sleep(tick if generating else min(0.2, max(0.0, self._heap[0][0] - time.monotonic())))
+        self.wait_for_confirmations()
+        if progress:
+            progress(self.stats)
+        return self.stats
+
+    def wait_for_confirmations(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._futures:
+                    return
+            time.sleep(0.05)
+        _log.error("%d publishes still unconfirmed after %ss", len(self._futures), timeout_s)
