@@ -106,9 +106,9 @@ class EcommerceOptions(PipelineOptions):
             problems.append(f"--output_prefix {self.output_prefix!r}: only gs:// and local folders are supported")
         elif self.is_dataflow() and not self.output_prefix.startswith("gs://"):
             problems.append("--output_prefix must be a gs:// path on Dataflow (workers have no shared disk)")
-        if self.window_size_s <= 0 or 3600 % self.window_size_s:
-            problems.append(f"--window_size_s {self.window_size_s} must be positive and divide an hour evenly "
-                            "(windows then align to minute folders)")
+        if self.window_size_s <= 0 or self.window_size_s % 60 or 3600 % self.window_size_s:
+            problems.append(f"--window_size_s {self.window_size_s} must be a whole number of minutes that divides "
+                            "an hour (files are named by the minute their window starts)")
         if self.allowed_lateness_s < 0:
             problems.append("--allowed_lateness_s must be >= 0")
         if self.late_firing_delay_s < 0:

@@ -90,12 +90,21 @@ def write_png(outcome: dict, path: Path) -> Path:
     ax = axes[1]
     on_time = [r["lag_s"] for r in outcome["lag"] if not r["delayed"]]
     delayed = [r["lag_s"] for r in outcome["lag"] if r["delayed"]]
-    bins = 40
+    # Lags span milliseconds (on time) to minutes (held back): log bins.
+    import numpy as np
+
+    every = [v for v in on_time + delayed if v > 0]
+    bins = np.logspace(np.log10(max(min(every, default=0.01), 0.001)), np.log10(max(every, default=1) * 1.1), 40)
     if on_time:
-        ax.hist(on_time, bins=bins, alpha=0.7, label=f"on time (n={len(on_time)})")
+        ax.hist([max(v, 0.001) for v in on_time], bins=bins, alpha=0.7, label=f"on time (n={len(on_time)})")
     if delayed:
-        ax.hist(delayed, bins=bins, alpha=0.7, label=f"delayed by producer (n={len(delayed)})")
-    ax.set_title("Lag: ingest time - event time")
+        ax.hist([max(v, 0.001) for v in delayed], bins=bins, alpha=0.7, label=f"delayed by producer (n={len(delayed)})")
+    ax.set_xscale("log")
+    if on_time:
+        p50, p99 = np.percentile(on_time, [50, 99])
+        ax.set_title(f"Lag: ingest - event time (on time p50 {p50:.2f}s, p99 {p99:.2f}s)")
+    else:
+        ax.set_title("Lag: ingest time - event time")
     ax.set_xlabel("seconds")
     ax.set_ylabel("events")
     ax.legend(fontsize=8)
