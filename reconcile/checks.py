@@ -201,8 +201,10 @@ def run_all(client, project: str, dataset: str, output_prefix: str | None, scope
     return {"results": results, "lag": lag, "ledger_events": len(ledger),
             "ledger_malformed": sum(1 for r in ledger if r["malformed"]),
             "ledger_duplicated": sum(1 for r in ledger if r["copies"] > 1),
-            "ledger_late": sum(1 for r in ledger if r["intended_delay_s"] > 0 and not r["too_late"]),
-            "ledger_too_late": sum(1 for r in ledger if r["too_late"])}
+            # Late counts are about well-formed events (malformed ones go to dead letters).
+            "ledger_late": sum(1 for r in ledger if r["intended_delay_s"] > 0 and not r["too_late"]
+                               and not r["malformed"]),
+            "ledger_too_late": sum(1 for r in ledger if r["too_late"] and not r["malformed"])}
 
 
 TOO_LATE = TOO_LATE_DIR

@@ -1,0 +1,35 @@
+"""Fixtures: a running, provisioned local stack for the tests that need one.
+
+Started once per session on free loopback ports in a temporary folder and
+stopped (by PID) at the end, also when tests fail or the run is interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from localstack import LocalStack
+from pipeline.provision import provision
+
+DATASET, TOPIC, SUBSCRIPTION, BUCKET = "ecommerce", "events", "events-sub", "test-bucket"
+
+os.environ.setdefault("NO_GCE_CHECK", "True")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    local = LocalStack(workdir=tmp_path_factory.mktemp("stack"), project="test-project")
+    saved = dict(os.environ)
+    local.start()
+    try:
+        local.apply_env()
+        provision(local.project, DATASET, TOPIC, SUBSCRIPTION, BUCKET)
+        yield local
+    finally:
+        local.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        for service in local.services:
+            assert service.pid is None

@@ -1,0 +1,60 @@
+"""The local stack itself: lifecycle, clear errors, provisioning round-trip."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from localstack import LocalStack, StackError
+from localstack.services import pid_alive
+from pipeline.clients import bigquery_client
+from schemas import table_specs
+from tests.conftest import DATASET
+
+pytestmark = pytest.mark.stack
+
+
+def test_tables_report_partitioning_and_clustering(stack):
+    client = bigquery_client(stack.project)
+    for name, spec in table_specs().items():
+        table = client.get_table(f"{stack.project}.{DATASET}.{name}")
+        assert table.time_partitioning.field == spec.partition_field
+        assert table.time_partitioning.type_ == "DAY"
+        assert table.clustering_fields == list(spec.clustering)
+    views = {t.table_id for t in client.list_tables(f"{stack.project}.{DATASET}") if t.table_type == "VIEW"}
+    assert {"orders_current", "inventory_stock", "order_events_dedup", "all_events_dedup"} <= views
+
+
+def test_busy_port_is_a_clear_error(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(StackError, match=f"port 127.0.0.1:{port} is busy"):
+            LocalStack(workdir=tmp_path, gcs_port=port).start()
+
+
+def test_missing_jar_is_a_clear_error_and_starts_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr("localstack.services.PUBSUB_JAR_GLOB", str(tmp_path / "nothing-*.jar"))
+    local = LocalStack(workdir=tmp_path)
+    with pytest.raises(StackError, match="Pub/Sub emulator jar is missing"):
+        local.start()
+    assert all(s.pid is None for s in local.services)
+
+
+def test_emulator_that_dies_at_start_is_reported(tmp_path, monkeypatch):
+    local = LocalStack(workdir=tmp_path)
+    monkeypatch.setattr(local.gcs, "command", lambda: ["false"])
+    with pytest.raises(StackError, match="gcs exited with code 1 while starting"):
+        local.start()
+    assert all(s.pid is None for s in local.services)
+
+
+def test_stop_kills_exactly_what_it_started(tmp_path):
+    local = LocalStack(workdir=tmp_path)
+    local.gcs.start()
+    pid = local.gcs.pid
+    assert pid_alive(pid)
+    local.stop()
+    assert not pid_alive(pid)
