@@ -149,7 +149,12 @@ def run(argv=None) -> int:
     build_pipeline(pipeline, opts)
     result = pipeline.run()
     if opts.is_dataflow():
-        _log.info("submitted to Dataflow; follow it in the console or with gcloud dataflow jobs list")
+        from apache_beam.options.pipeline_options import TestOptions
+
+        if options.view_as(TestOptions).dry_run:
+            _log.info("dry run: the Dataflow job graph was built; nothing was submitted")
+        else:
+            _log.info("submitted to Dataflow; follow it in the console or with gcloud dataflow jobs list")
         return 0
     state = wait_local(result, opts.run_duration_s)
     counters = metrics_summary(result)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import typing
 from datetime import datetime, timezone
 
 import apache_beam as beam
@@ -161,7 +162,9 @@ class DeduplicateByEventId(beam.PTransform):
         self.horizon_s = horizon_s
 
     def expand(self, keyed):
-        return keyed | "DropDuplicateIds" >> beam.ParDo(_DedupFn(self.horizon_s))
+        # A str key type gives the state a deterministic key coder.
+        return keyed | "DropDuplicateIds" >> beam.ParDo(_DedupFn(self.horizon_s)).with_input_types(
+            typing.Tuple[str, typing.Any])
 
 
 # -- 3. lateness routing ------------------------------------------------------------------------

@@ -1,0 +1,9 @@
+"""Entry point of the flex template (FLEX_TEMPLATE_PYTHON_PY_FILE): the same
+job and options as `python -m pipeline`."""
+
+import sys
+
+from pipeline.job import run
+
+if __name__ == "__main__":
+    sys.exit(run())
