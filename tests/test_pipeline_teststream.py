@@ -10,7 +10,6 @@ import apache_beam as beam
 import orjson
 import pytest
 
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestCollectionWarning")
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
