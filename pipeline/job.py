@@ -76,7 +76,8 @@ def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, messages: be
     split = events | "SplitByLateness" >> SplitByLateness(opts.window_size_s, opts.allowed_lateness_s, clock=clock)
     pane_files = split.in_time | "WindowedFiles" >> WindowedFiles(
         f"{opts.output_prefix.rstrip('/')}", opts.window_size_s, opts.allowed_lateness_s,
-        opts.late_firing_delay_s, opts.num_file_shards, project)
+        opts.late_firing_delay_s, opts.num_file_shards, project,
+        streaming=opts.view_as(StandardOptions).streaming)
     too_late = split.too_late | "TooLateFiles" >> TooLateFiles(opts.output_prefix.rstrip("/"), project)
 
     dead_letters = (parsed.dead_letter, *refused) | "AllDeadLetters" >> beam.Flatten()

@@ -243,21 +243,29 @@ class WindowedFiles(beam.PTransform):
     files of one window are disjoint and their union is the window."""
 
     def __init__(self, prefix: str, window_s: int, lateness_s: int, late_firing_delay_s: int,
-                 num_shards: int = 1, project: str | None = None):
+                 num_shards: int = 1, project: str | None = None, streaming: bool = True):
         super().__init__()
         self.prefix, self.window_s, self.lateness_s = prefix, window_s, lateness_s
         self.late_firing_delay_s, self.num_shards, self.project = late_firing_delay_s, num_shards, project
+        self.streaming = streaming
+
+    def _windowing(self):
+        if not self.streaming:
+            # Batch (backfill, benchmarks): the watermark jumps to the end once,
+            # so one pane per window; a late trigger would fire per element.
+            return beam.WindowInto(FixedWindows(self.window_s))
+        late = (tr.AfterProcessingTime(self.late_firing_delay_s) if self.late_firing_delay_s else tr.AfterCount(1))
+        return beam.WindowInto(
+            FixedWindows(self.window_s),
+            trigger=tr.AfterWatermark(late=late),
+            accumulation_mode=tr.AccumulationMode.DISCARDING,
+            allowed_lateness=Duration(seconds=self.lateness_s))
 
     def expand(self, typed_rows):
         num_shards = self.num_shards
-        late = (tr.AfterProcessingTime(self.late_firing_delay_s) if self.late_firing_delay_s else tr.AfterCount(1))
         return (
             typed_rows
-            | "FixedEventTimeWindows" >> beam.WindowInto(
-                FixedWindows(self.window_s),
-                trigger=tr.AfterWatermark(late=late),
-                accumulation_mode=tr.AccumulationMode.DISCARDING,
-                allowed_lateness=Duration(seconds=self.lateness_s))
+            | "FixedEventTimeWindows" >> self._windowing()
             | "KeyByTypeAndShard" >> beam.Map(lambda tr_: ((tr_[0], shard_of(tr_[1]["event_id"], num_shards)), tr_[1]))
             | "GroupPane" >> beam.GroupByKey()
             | "WritePaneFile" >> beam.ParDo(_WritePaneFn(self.prefix, self.project))
