@@ -100,10 +100,10 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--skip-e2e", action="store_true")
-    parser.add_argument("--rates", default=None, help="comma-separated e2e ladder (default 50,100,200,400,800,1600)")
+    parser.add_argument("--rates", default=None, help="comma-separated e2e ladder (default 100,200,400,700,1000,1400)")
     args = parser.parse_args(argv)
     sizes = [2_000, 10_000] if args.quick else [10_000, 100_000, 1_000_000]
-    rates = [float(r) for r in (args.rates or ("50,200" if args.quick else "50,100,200,400,800,1600")).split(",")]
+    rates = [float(r) for r in (args.rates or ("50,200" if args.quick else "100,200,400,700,1000,1400")).split(",")]
     console = Console()
     results = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 

@@ -146,6 +146,10 @@ def run(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     options.view_as(StandardOptions).streaming = True
+    if not opts.is_dataflow() and opts.local_pull_max_messages:
+        from pipeline.local_read import enlarge_pulls
+
+        enlarge_pulls(opts.local_pull_max_messages)
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, opts)
     result = pipeline.run()
