@@ -84,6 +84,41 @@ class FileWriter:
         else:
             self._write_local(path, data)
 
+    def create(self, path: str, data: bytes) -> bool:
+        """Create `path` only if it does not exist (atomically). Returns True
+        if written or if an identical file is already there (a retry), False
+        if a different file holds the name."""
+        try:
+            if path.startswith("gs://"):
+                self._write_gcs(path, data, only_if_absent=True)
+            else:
+                self._create_local(path, data)
+            return True
+        except FileExistsError:
+            return read_file(path, self.project) == data
+
+    def create_pane(self, name_for, data: bytes, first_index: int, limit: int = 1000) -> str:
+        """Write a pane under name_for(index), starting at its own index and
+        moving on while another, different file holds the name. A retried pane
+        finds its identical file and stops there; a job restarted after a crash
+        (whose replay re-fires panes) never overwrites what was written."""
+        for index in range(first_index, first_index + limit):
+            path = name_for(index)
+            if self.create(path, data):
+                return path
+        raise RuntimeError(f"no free pane name after {limit} tries from {name_for(first_index)}")
+    @staticmethod
+    def _create_local(path: str, data: bytes) -> None:
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.link(tmp, path)  # fails with FileExistsError if the name is taken
+        finally:
+            os.unlink(tmp)
+
     @staticmethod
     def _write_local(path: str, data: bytes) -> None:
         folder = os.path.dirname(path)
@@ -98,7 +133,7 @@ class FileWriter:
                 os.unlink(tmp)
             raise
 
-    def _write_gcs(self, path: str, data: bytes) -> None:
+    def _write_gcs(self, path: str, data: bytes, only_if_absent: bool = False) -> None:
         from google.api_core import exceptions as gexc
 
         from pipeline.clients import Backoff, is_connection_error
@@ -108,8 +143,11 @@ class FileWriter:
         while True:
             try:
                 blob = self._gcs().bucket(bucket).blob(name)
-                blob.upload_from_string(data, content_type="application/x-ndjson", retry=None, timeout=30)
+                blob.upload_from_string(data, content_type="application/x-ndjson", retry=None, timeout=30,
+                                        if_generation_match=0 if only_if_absent else None)
                 return
+            except gexc.PreconditionFailed:
+                raise FileExistsError(path) from None
             except (gexc.InternalServerError, gexc.BadGateway) as exc:
                 backoff.wait(exc)
             except Exception as exc:  # noqa: BLE001 - only outages are retried here

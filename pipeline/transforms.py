@@ -223,8 +223,9 @@ class _WritePaneFn(beam.DoFn):
         (event_type, shard), rows = keyed_rows
         rows = list(rows)
         start = window.start.to_utc_datetime().replace(tzinfo=timezone.utc)
-        path = files.pane_file_path(self.prefix, event_type, start, pane.index, shard)
-        self._writer.write(path, files.ndjson(rows))
+        path = self._writer.create_pane(
+            lambda index: files.pane_file_path(self.prefix, event_type, start, index, shard),
+            files.ndjson(rows), first_index=pane.index)
         self.files.inc()
         timing = {0: "EARLY", 1: "ON_TIME", 2: "LATE", 3: "UNKNOWN"}.get(pane.timing, str(pane.timing))
         if timing == "LATE":

@@ -9,6 +9,7 @@ and a sequence of clock readings give the same events.
 
 from __future__ import annotations
 
+import heapq
 import random
 import uuid
 from collections import deque
@@ -71,10 +72,11 @@ class World:
         ]
         self.customers = [f"C{i:05d}" for i in range(n_customers)]
         self.warehouses = [f"WH-{i:02d}" for i in range(n_warehouses)]
-        self.orders: deque[_Order] = deque()
+        self.orders: list[tuple[datetime, int, _Order]] = []  # heap by due time
         self.sales: deque[tuple[str, str, int]] = deque()  # (product, warehouse, qty) awaiting a sale event
         self.sessions: dict[str, _Session] = {}
         self._order_seq = 0
+        self._seq = 0
 
     # -- ids ------------------------------------------------------------------------
     def new_event_id(self) -> str:
@@ -93,7 +95,7 @@ class World:
         return Generated(event_type, payload, now, self.new_event_id())
 
     def _order(self, now: datetime) -> dict:
-        due = self.orders[0] if self.orders and self.orders[0].next_at <= now else None
+        due = self.orders[0][2] if self.orders and self.orders[0][0] <= now else None
         if due is None:
             self._order_seq += 1
             items = []
@@ -114,7 +116,7 @@ class World:
             }
             self._schedule(_Order(payload, 0, now))
             return dict(payload)
-        self.orders.popleft()
+        heapq.heappop(self.orders)
         due.stage += 1
         payload = dict(due.payload, status=STATUSES[due.stage], updated_at=format_timestamp(now))
         due.payload = payload
@@ -129,10 +131,8 @@ class World:
     def _schedule(self, order: _Order) -> None:
         gap = {0: (5, 30), 1: (20, 90), 2: (30, 180)}[order.stage]
         order.next_at = order.next_at + timedelta(seconds=self.rng.uniform(*gap) * self.time_scale)
-        # Keep the queue ordered by due time (insertion from the right is the common case).
-        self.orders.append(order)
-        if len(self.orders) > 1 and self.orders[-2].next_at > order.next_at:
-            self.orders = deque(sorted(self.orders, key=lambda o: o.next_at))
+        self._seq += 1
+        heapq.heappush(self.orders, (order.next_at, self._seq, order))
 
     def _inventory(self, now: datetime) -> dict:
         if self.sales:

@@ -2,6 +2,8 @@
 
 from datetime import datetime, timezone
 
+import os
+
 import orjson
 import pytest
 
@@ -52,3 +54,16 @@ def test_local_write_creates_folders_and_is_deterministic(tmp_path):
     assert open(path, "rb").read() == first
     assert [orjson.loads(line)["event_id"] for line in first.splitlines()] == ["a", "b"]
     assert files.list_files(str(tmp_path)) == [path]
+
+
+def test_panes_never_overwrite_and_retries_are_idempotent(tmp_path):
+    writer = files.FileWriter()
+    name = lambda i: files.pane_file_path(str(tmp_path), "order", START, i)  # noqa: E731
+    full = files.ndjson([{"event_id": "a", "event_time": "t1"}, {"event_id": "b", "event_time": "t2"}])
+    assert writer.create_pane(name, full, 0) == name(0)
+    assert writer.create_pane(name, full, 0) == name(0)  # a retry of the same pane: same file, no new one
+    # A restarted job re-fires pane 0 with only part of the window: it gets the next free name.
+    partial = files.ndjson([{"event_id": "b", "event_time": "t2"}])
+    assert writer.create_pane(name, partial, 0) == name(1)
+    assert open(name(0), "rb").read() == full
+    assert sorted(os.listdir(os.path.dirname(name(0)))) == [os.path.basename(name(0)), os.path.basename(name(1))]

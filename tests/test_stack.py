@@ -58,3 +58,20 @@ def test_stop_kills_exactly_what_it_started(tmp_path):
     assert pid_alive(pid)
     local.stop()
     assert not pid_alive(pid)
+
+
+def test_gcs_pane_files_are_created_once(stack):
+    from datetime import datetime, timezone
+
+    from pipeline import files
+    from tests.conftest import BUCKET
+
+    writer = files.FileWriter(stack.project)
+    start = datetime(2025, 2, 8, 13, 9, tzinfo=timezone.utc)
+    name = lambda i: files.pane_file_path(f"gs://{BUCKET}/create-once", "inventory", start, i)  # noqa: E731
+    first, second = b'{"event_id":"a"}\n', b'{"event_id":"b"}\n'
+    assert writer.create_pane(name, first, 0) == name(0)
+    assert writer.create_pane(name, first, 0) == name(0)
+    assert writer.create_pane(name, second, 0) == name(1)
+    assert files.read_file(name(0), stack.project) == first
+    assert files.list_files(f"gs://{BUCKET}/create-once", stack.project) == [name(0), name(1)]
