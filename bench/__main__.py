@@ -32,11 +32,25 @@ _NO_CACHE = ("from apache_beam.runners.portability.fn_api_runner import worker_h
              "worker_handlers.STATE_CACHE_SIZE_MB = 0;")
 
 
-def _core(mode: str, n: int, cache: bool = False) -> dict:
-    """One measurement in its own process (so peak RSS is that size's)."""
-    code = ("" if cache else _NO_CACHE) + f"import sys; from bench.core import main; sys.exit(main(['{mode}', '{n}']))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def _run_core(args: list[str], cache: bool = False) -> str:
+    code = ("" if cache else _NO_CACHE) + f"import sys; from bench.core import main; sys.exit(main({args!r}))"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout
+
+
+def _reference(n: int) -> dict:
+    return json.loads(_run_core(["reference", str(n)]).strip().splitlines()[-1])
+
+
+def _graph(n: int, cache: bool = False) -> dict:
+    """Generate n messages in one process, run the graph over them in another
+    (so the graph's peak RSS is its own)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/messages.jsonl"
+        _run_core(["generate", str(n), path])
+        return json.loads(_run_core(["graph", path], cache=cache).strip().splitlines()[-1])
 
 
 def machine() -> dict:
@@ -104,14 +118,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     sizes = [2_000, 10_000] if args.quick else [10_000, 100_000, 1_000_000]
     rates = [float(r) for r in (args.rates or ("50,200" if args.quick else "100,200,400,700,1000,1400")).split(",")]
-    console = Console()
+    console = Console(force_terminal=False, width=150)
     results = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
     console.print("1. reference (plain Python, one core)")
-    results["reference"] = _core("reference", sizes[-1] if not args.quick else 10_000)
+    results["reference"] = _reference(sizes[-1] if not args.quick else 10_000)
     console.print("2. core graph on the FnApiRunner (one worker)")
-    results["graph_default_state_cache"] = _core("graph", sizes[0], cache=True)
-    results["graph"] = [_core("graph", n) for n in sizes]
+    results["graph_default_state_cache"] = _graph(sizes[0], cache=True)
+    results["graph"] = [_graph(n) for n in sizes]
     if not args.skip_e2e:
         console.print("3. end to end on the local stack")
         from bench.e2e import run

@@ -88,7 +88,15 @@ def reference(messages) -> dict:
     return {"events": n, "plain_events_per_s": round(n / plain), "validated_events_per_s": round(n / validated)}
 
 
-def graph(messages) -> dict:
+def write_messages(messages, path: str) -> None:
+    with open(path, "wb") as fh:
+        for data, attrs in messages:
+            fh.write(orjson.dumps({"d": data.decode("utf-8", "replace"), "a": attrs}) + b"\n")
+
+
+def graph(source: str) -> dict:
+    """The core graph over a file of messages written by `write_messages`
+    (generated in another process, so peak RSS here is the pipeline's)."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -96,10 +104,8 @@ def graph(messages) -> dict:
     from pipeline.options import EcommerceOptions
 
     tmp = tempfile.mkdtemp(prefix="bench-")
-    source = f"{tmp}/messages.jsonl"
-    with open(source, "wb") as fh:
-        for data, attrs in messages:
-            fh.write(orjson.dumps({"d": data.decode("utf-8", "replace"), "a": attrs}) + b"\n")
+    with open(source, "rb") as fh:
+        n = sum(1 for _ in fh)
     options = PipelineOptions(["--project=bench-project", f"--output_prefix={tmp}/output", "--max_event_age_days=0",
                                "--direct_num_workers=1", "--direct_running_mode=in_memory"])
     clock = START.timestamp()  # "now" at the first event: nothing is routed as too late
@@ -117,18 +123,21 @@ def graph(messages) -> dict:
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)
-    return {"events": len(messages), "seconds": round(elapsed, 2), "events_per_s": round(len(messages) / elapsed),
+    return {"events": n, "seconds": round(elapsed, 2), "events_per_s": round(n / elapsed),
             "peak_rss_mb": round(peak_mb()), "files": len(files), "rows_in_files": rows}
 
 
 def main(argv=None) -> int:
     argv = argv or sys.argv[1:]
-    mode, n = argv[0], int(argv[1])
-    messages = generate(n)
-    base_mb = peak_mb()
-    result = reference(messages) if mode == "reference" else graph(messages)
-    result["input_peak_rss_mb"] = round(base_mb)
-    print(json.dumps(result))
+    mode = argv[0]
+    if mode == "generate":  # generate N PATH
+        write_messages(generate(int(argv[1])), argv[2])
+        return 0
+    if mode == "graph":  # graph PATH
+        print(json.dumps(graph(argv[1])))
+        return 0
+    messages = generate(int(argv[1]))
+    print(json.dumps(reference(messages)))
     return 0
 
 

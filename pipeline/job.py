@@ -150,6 +150,19 @@ def run(argv=None) -> int:
         from pipeline.local_read import enlarge_pulls
 
         enlarge_pulls(opts.local_pull_max_messages)
+    checkpointer = None
+    if not opts.is_dataflow():
+        from pipeline.recovery import Checkpointer, resolve_replay_from, seek_subscription
+
+        try:
+            replay_from = resolve_replay_from(opts.replay_from, opts.checkpoint_file)
+        except ValueError as err:
+            print(f"error: --replay_from: {err}", file=sys.stderr)
+            return 2
+        if replay_from:
+            seek_subscription(opts.subscription, replay_from)
+        if opts.checkpoint_file:
+            checkpointer = Checkpointer(opts.checkpoint_file, opts.replay_margin_s, initial=replay_from).start()
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, opts)
     result = pipeline.run()
@@ -162,6 +175,8 @@ def run(argv=None) -> int:
             _log.info("submitted to Dataflow; follow it in the console or with gcloud dataflow jobs list")
         return 0
     state = wait_local(result, opts.run_duration_s)
+    if checkpointer:
+        checkpointer.stop()
     counters = metrics_summary(result)
     _log.info("job %s; counters: %s", state, json.dumps(counters, sort_keys=True))
     if opts.metrics_out:

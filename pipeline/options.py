@@ -61,6 +61,13 @@ class EcommerceOptions(PipelineOptions):
         g.add_argument("--local_pull_max_messages", type=int, default=1000,
                        help="DirectRunner only: messages per Pub/Sub pull (Beam's own reader takes 10). "
                             "0 keeps Beam's behaviour. Ignored on Dataflow.")
+        g.add_argument("--checkpoint_file", default=None,
+                       help="Local runs: where the job records its safe replay point (see pipeline/recovery.py).")
+        g.add_argument("--replay_from", default="",
+                       help="Local runs: seek the subscription before starting: 'auto' (from --checkpoint_file) "
+                            "or an RFC 3339 time. Messages published since then are delivered again.")
+        g.add_argument("--replay_margin_s", type=int, default=120,
+                       help="How far behind now the recorded safe replay point stays (covers the job's lag).")
         g.add_argument("--run_duration_s", type=int, default=0,
                        help="Local runs: stop the job after this many seconds (0 = run until interrupted).")
         g.add_argument("--metrics_out", default=None, help="Local runs: write the job's counters as JSON here at the end.")
@@ -130,6 +137,11 @@ class EcommerceOptions(PipelineOptions):
             problems.append("--max_event_age_days must be >= 0")
         if not 0 <= self.local_pull_max_messages <= 1000:
             problems.append("--local_pull_max_messages must be between 0 and 1000 (Pub/Sub's pull limit)")
+        if self.replay_from == "auto" and not self.checkpoint_file:
+            problems.append("--replay_from=auto needs --checkpoint_file")
+        if self.replay_from and self.is_dataflow():
+            problems.append("--replay_from is for local runs; on Dataflow seek the subscription to a snapshot "
+                            "(docs/operations.md)")
         if self.run_duration_s < 0:
             problems.append("--run_duration_s must be >= 0")
         if self.is_dataflow() and not self.view_as(StandardOptions).streaming:

@@ -20,7 +20,7 @@ from reconcile.checks import Scope, run_all
 from simulator.faults import FaultConfig
 from simulator.ledger import LedgerWriter, load_to_bigquery
 from simulator.runner import Simulator
-from tests.conftest import BUCKET, DATASET, SUBSCRIPTION, TOPIC
+from tests.conftest import BUCKET, DATASET, TOPIC, start_job
 
 pytestmark = pytest.mark.stack
 RUN_ID = "e2e-test"
@@ -28,13 +28,7 @@ PREFIX = f"gs://{BUCKET}/output"
 
 
 def _job(stack, tmp: Path, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "pipeline", "--runner=BundleBasedDirectRunner", "--streaming",
-           f"--project={stack.project}", f"--subscription=projects/{stack.project}/subscriptions/{SUBSCRIPTION}",
-           f"--dataset={DATASET}", f"--output_prefix={PREFIX}", "--late_firing_delay_s=1",
-           f"--metrics_out={tmp / 'metrics.json'}", *extra]
-    return subprocess.Popen(cmd, stdout=open(tmp / "job.log", "wb"), stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, cwd=PROJECT_ROOT, env=dict(os.environ, **stack.env()),
-                            start_new_session=True)
+    return start_job(stack, tmp, *extra)
 
 
 def _outcome(stack):
