@@ -146,10 +146,10 @@ def run(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     options.view_as(StandardOptions).streaming = True
-    if not opts.is_dataflow() and opts.local_pull_max_messages:
+    if not opts.is_dataflow():
         from pipeline.local_read import enlarge_pulls
 
-        enlarge_pulls(opts.local_pull_max_messages)
+        enlarge_pulls(opts.local_pull_max_messages or 10)
     checkpointer = None
     if not opts.is_dataflow():
         from pipeline.recovery import Checkpointer, resolve_replay_from, seek_subscription

@@ -24,15 +24,39 @@ _state = {"max_messages": None, "original": None}
 
 
 class _BigPullClient:
-    """Proxy of a SubscriberClient whose pull() asks for more messages."""
+    """Proxy of a SubscriberClient whose pull() asks for more messages and,
+    when Pub/Sub is unreachable, waits with backoff and returns an empty pull
+    instead of failing the whole local pipeline."""
 
     def __init__(self, client, max_messages: int):
         self._client = client
         self._max_messages = max_messages
+        self._backoff = None
 
     def pull(self, *args, **kwargs):
+        from google.pubsub_v1.types import PullResponse
+
+        from pipeline.clients import Backoff
+
         kwargs["max_messages"] = max(kwargs.get("max_messages") or 0, self._max_messages)
-        return self._client.pull(*args, **kwargs)
+        kwargs["timeout"] = min(kwargs.get("timeout") or 30, 10)
+        try:
+            response = self._client.pull(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - an outage, a missing subscription while it is recreated
+            self._backoff = self._backoff or Backoff("Pub/Sub (pulling)", cap=5.0)
+            self._backoff.wait(exc)
+            return PullResponse()
+        if self._backoff is not None:
+            _log.warning("Pub/Sub reachable again after %d attempts", self._backoff.attempt)
+            self._backoff = None
+        return response
+
+    def acknowledge(self, *args, **kwargs):
+        try:
+            return self._client.acknowledge(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the messages will be redelivered: dedup absorbs them
+            _log.warning("acknowledge failed (messages will be redelivered): %s", exc)
+            return None
 
     def __getattr__(self, name):
         return getattr(self._client, name)

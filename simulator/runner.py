@@ -57,6 +57,10 @@ class Simulator:
         self._heap: list = []
         self._seq = itertools.count()
         self._futures: set = set()
+        self._retries: list = []
+        self._attempts: dict = {}
+        self.max_publish_attempts = 12  # with capped backoff: several minutes of outage
+        self.retry_base_s = 0.5
         self._lock = threading.Lock()
         self.stop_requested = threading.Event()
 
@@ -82,14 +86,23 @@ class Simulator:
         with self._lock:
             self._futures.add(future)
 
-        def done(fut, copy_no=copy_no, p=p, publish_time=publish_time):
+        def done(fut, copy_no=copy_no, p=p, publish_time=publish_time, message=message):
             with self._lock:
                 self._futures.discard(fut)
             try:
                 fut.result()
-            except Exception as exc:  # noqa: BLE001 - counted and logged, never recorded as published
-                self.stats.failed += 1
-                _log.error("publish of %s copy %d failed: %s", p.event_id, copy_no, exc)
+            except Exception as exc:  # noqa: BLE001 - retried; recorded only once published
+                attempt = self._attempts.get((p.event_id, copy_no), 0) + 1
+                self._attempts[(p.event_id, copy_no)] = attempt
+                if attempt > self.max_publish_attempts:
+                    self.stats.failed += 1
+                    _log.error("giving up on %s copy %d after %d attempts: %s", p.event_id, copy_no, attempt, exc)
+                    return
+                delay = min(30.0, self.retry_base_s * 2 ** attempt)
+                _log.warning("publish of %s copy %d failed (%s); retrying in %.1fs", p.event_id, copy_no,
+                             type(exc).__name__, delay)
+                with self._lock:
+                    self._retries.append((time.monotonic() + delay, copy_no, p, message))
                 return
             self.stats.published += 1
             self.ledger.record({
@@ -103,10 +116,14 @@ class Simulator:
 
     def _publish_due(self, flush_all: bool = False) -> None:
         mono = time.monotonic()
+        with self._lock:
+            retries, self._retries = self._retries, []
+        for due, copy_no, p, message in retries:
+            heapq.heappush(self._heap, (due, next(self._seq), copy_no, p, message))
         while self._heap and (flush_all or self._heap[0][0] <= mono):
             _, _, copy_no, p, message = heapq.heappop(self._heap)
             self._publish(copy_no, p, message)
-        self.stats.pending = len(self._heap)
+        self.stats.pending = len(self._heap) + len(self._retries)
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self, duration_s: float | None = None, count: int | None = None, progress=None) -> Stats:
@@ -135,8 +152,11 @@ class Simulator:
                 progress(self.stats)
                 last_report = now_mono
             if not generating and not self._heap:
-                break
-            time.sleep(tick if generating else min(0.2, max(0.0, self._heap[0][0] - time.monotonic())))
+                with self._lock:
+                    idle = not self._futures and not self._retries
+                if idle:
+                    break
+            time.sleep(tick if generating or not self._heap else min(0.2, max(0.0, self._heap[0][0] - time.monotonic())))
         self.wait_for_confirmations()
         if progress:
             progress(self.stats)

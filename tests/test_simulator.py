@@ -119,3 +119,30 @@ def test_stop_request_publishes_everything_held_back_and_ledger_matches(tmp_path
     assert stats.published == len(pub.sent) == len(lines)
     assert sum(r["copies"] for r in rows) == len(pub.sent)
     assert len(rows) == stats.generated and stats.pending == 0
+
+
+class _FlakyPublisher(_Publisher):
+    """Fails the first attempt of every third message, as during an outage."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def publish(self, topic, data, **attrs):
+        self.calls += 1
+        if self.calls % 3 == 0:
+            return _Future(fail=True)
+        self.sent.append((data, attrs))
+        return _Future()
+
+
+def test_failed_publishes_are_retried_and_only_successes_are_in_the_ledger(tmp_path):
+    pub = _FlakyPublisher()
+    ledger = LedgerWriter(tmp_path / "l.jsonl")
+    sim = Simulator(pub, "t", ledger, "run2", rate=500, seed=8, faults=FaultConfig(late_fraction=0))
+    sim.retry_base_s = 0.001
+    stats = sim.run(count=60)
+    ledger.close()
+    rows = aggregate(read_lines(tmp_path / "l.jsonl"))
+    assert stats.failed == 0 and pub.calls > len(pub.sent)
+    assert len(rows) == 60 and sum(r["copies"] for r in rows) == len(pub.sent)
