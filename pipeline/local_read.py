@@ -40,6 +40,9 @@ class _BigPullClient:
 
         kwargs["max_messages"] = max(kwargs.get("max_messages") or 0, self._max_messages)
         kwargs["timeout"] = min(kwargs.get("timeout") or 30, 10)
+        # Fail fast into our own backoff, which says in the log what it waits for
+        # (the client's built-in retry would wait silently).
+        kwargs["retry"] = None
         try:
             response = self._client.pull(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - an outage, a missing subscription while it is recreated
