@@ -80,6 +80,7 @@ job_options() {
     "--dataset=${DATASET}" "--output_prefix=gs://${BUCKET}/output" \
     "--num_file_shards=${NUM_FILE_SHARDS}" \
     --pubsub_id_label=on --pubsub_timestamp_attribute=on \
+    --max_cache_memory_usage_mb=0 \
     "${MODE_OPTIONS[@]}"
 }
 
@@ -92,6 +93,8 @@ provision() {
     say "creating bucket gs://${BUCKET}"
     gcloud storage buckets create "gs://${BUCKET}" --project "$PROJECT" --location "$REGION" --uniform-bucket-level-access
   fi
+  say "applying the bucket lifecycle (deploy/gcs-lifecycle.json: Nearline after 30 days, Coldline after 90)"
+  gcloud storage buckets update "gs://${BUCKET}" --project "$PROJECT" --lifecycle-file=deploy/gcs-lifecycle.json
   say "creating topic, subscription (retains acked messages for replay), dataset, tables from ddl/, views"
   # Same provisioning code as the local stack; tables come from ddl/tables/*.sql.
   "$PYTHON" -m pipeline.provision --project "$PROJECT" --dataset "$DATASET" --topic "$TOPIC" \
