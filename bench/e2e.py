@@ -96,7 +96,7 @@ def _percentiles(values):
 
 
 def run_rate(stack: LocalStack, rate: float, seconds: float, drain_s: float, run_id: str) -> dict:
-    from pipeline.clients import publisher_client
+    from simulator.runner import make_publisher
     from simulator.faults import FaultConfig
     from simulator.ledger import LedgerWriter, aggregate, read_lines
     from simulator.runner import Simulator
@@ -104,7 +104,7 @@ def run_rate(stack: LocalStack, rate: float, seconds: float, drain_s: float, run
     tmp = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     visibility = Visibility(stack, datetime.now(timezone.utc))
     visibility.start()
-    publisher = publisher_client()
+    publisher = make_publisher()
     ledger = LedgerWriter(tmp / "ledger.jsonl")
     faults = FaultConfig(late_fraction=0, duplicate_fraction=0, malformed_fraction=0, no_id_fraction=0)
     sim = Simulator(publisher, publisher.topic_path(stack.project, TOPIC), ledger, run_id, rate=rate,

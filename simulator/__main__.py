@@ -87,11 +87,9 @@ def main(argv=None) -> int:
     ledger_path = args.ledger or Path(".local/ledger") / f"{run_id}.jsonl"
     duration = args.duration if args.duration is not None or args.count is not None else 60.0
 
-    from google.cloud.pubsub_v1.types import BatchSettings
+    from simulator.runner import make_publisher
 
-    from pipeline.clients import publisher_client
-
-    publisher = publisher_client(batch_settings=BatchSettings(max_messages=500, max_latency=0.01))
+    publisher = make_publisher()
     topic_path = publisher.topic_path(args.project, args.topic)
     ledger = LedgerWriter(ledger_path)
     sim = Simulator(publisher, topic_path, ledger, run_id, rate=args.rate, mix=args.mix, faults=faults,

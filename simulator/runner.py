@@ -20,6 +20,21 @@ _log = logging.getLogger(__name__)
 DEFAULT_MIX = {"order": 0.3, "inventory": 0.3, "user_activity": 0.4}
 
 
+def make_publisher(client_retry_s: float = 10.0):
+    """The official publisher with batching for high rates and a short retry
+    deadline: the simulator retries failed publishes itself (logged, with
+    backoff), so the client's own silent retry need not wait a minute."""
+    from google.api_core.retry import Retry
+    from google.cloud.pubsub_v1.types import BatchSettings, PublisherOptions
+
+    from pipeline.clients import publisher_client
+
+    return publisher_client(
+        batch_settings=BatchSettings(max_messages=500, max_latency=0.01),
+        publisher_options=PublisherOptions(retry=Retry(initial=0.1, maximum=2.0, timeout=client_retry_s),
+                                           timeout=client_retry_s))
+
+
 @dataclass
 class Stats:
     generated: int = 0

@@ -19,7 +19,7 @@ from pipeline.clients import bigquery_client, storage_client
 from reconcile.checks import Scope, run_all
 from simulator.faults import FaultConfig
 from simulator.ledger import LedgerWriter, load_to_bigquery
-from simulator.runner import Simulator
+from simulator.runner import Simulator, make_publisher
 from tests.conftest import BUCKET, DATASET, TOPIC, start_job
 
 pytestmark = pytest.mark.stack
@@ -44,9 +44,7 @@ def completed_run(stack, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
     job = _job(stack, tmp)
     try:
-        from pipeline.clients import publisher_client
-
-        publisher = publisher_client()
+        publisher = make_publisher()
         ledger_path = tmp / "ledger.jsonl"
         ledger = LedgerWriter(ledger_path)
         faults = FaultConfig(late_fraction=0.15, late_min_s=20, late_max_s=40, duplicate_fraction=0.08,

@@ -13,11 +13,11 @@ import time
 import pytest
 
 from localstack.services import stop_pid
-from pipeline.clients import bigquery_client, publisher_client
+from pipeline.clients import bigquery_client
 from reconcile.checks import Scope, run_all
 from simulator.faults import FaultConfig
 from simulator.ledger import LedgerWriter, load_to_bigquery
-from simulator.runner import Simulator
+from simulator.runner import Simulator, make_publisher
 from tests.conftest import BUCKET, DATASET, TOPIC, start_job
 
 pytestmark = pytest.mark.stack
@@ -26,7 +26,7 @@ FAULTS = FaultConfig(late_fraction=0.10, late_min_s=10, late_max_s=20, duplicate
 
 
 def _simulate_in_background(stack, tmp, run_id, rate, seconds, seed):
-    publisher = publisher_client()
+    publisher = make_publisher()
     ledger = LedgerWriter(tmp / f"{run_id}.jsonl")
     sim = Simulator(publisher, publisher.topic_path(stack.project, TOPIC), ledger, run_id, rate=rate,
                     faults=FAULTS, seed=seed, time_scale=0.05)
