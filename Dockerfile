@@ -2,7 +2,10 @@
 # (--sdk_container_image), so both run the same code and dependencies.
 # The Beam version here must equal requirements.txt (a test checks it).
 ARG BEAM_VERSION=2.77.0
-FROM gcr.io/dataflow-templates-base/python311-template-launcher-base:latest AS launcher
+# A dated release of Google's launcher image, pinned like everything else;
+# bump it deliberately (docker build --build-arg LAUNCHER_TAG=...).
+ARG LAUNCHER_TAG=flex_templates_base_image_release_20240628_RC00
+FROM gcr.io/dataflow-templates-base/python311-template-launcher-base:${LAUNCHER_TAG} AS launcher
 
 FROM apache/beam_python3.11_sdk:${BEAM_VERSION}
 COPY --from=launcher /opt/google/dataflow/python_template_launcher /opt/google/dataflow/python_template_launcher

@@ -70,7 +70,9 @@ def test_dataflow_read_uses_id_label_and_timestamp_attribute():
 
 def test_template_pins_the_same_beam_version_and_lists_real_options():
     beam_pin = re.search(r"apache-beam\[gcp\]==([\d.]+)", (ROOT / "requirements.txt").read_text()).group(1)
-    assert f"ARG BEAM_VERSION={beam_pin}" in (ROOT / "Dockerfile").read_text()
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert f"ARG BEAM_VERSION={beam_pin}" in dockerfile
+    assert ":latest" not in dockerfile  # every base image pinned
     metadata = json.loads((ROOT / "metadata.json").read_text())
     import argparse
 
