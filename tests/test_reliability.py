@@ -136,15 +136,18 @@ def test_pubsub_outage_loses_nothing(stack, tmp_path):
     # when stopped (published, not yet pulled) or received between topic and
     # subscription re-creation is gone. Anything else missing is the job's fault.
     failing = _failing(outcome)
-    missing = {i for r in failing.pop("missing", []) for i in r["sample_missing_ids"]}
-    failing.pop("gcs_missing", None)
-    failing.pop("per_minute", None)
+    missing_rows = failing.pop("missing", [])
+    lost = sum(r["failures"] for r in missing_rows)
+    missing = {i for r in missing_rows for i in r["sample_missing_ids"]}
+    # The same lost events also fail the checks that look for them elsewhere.
+    for name in ("gcs_missing", "per_minute", "late", "gcs_late"):
+        assert sum(r["failures"] for r in failing.pop(name, [])) <= max(lost, 0) * 2
     assert not failing, f"{failing}\n{log[-3000:]}"
     from simulator.ledger import aggregate, read_lines
 
     published = {r["event_id"]: datetime.fromisoformat(r["first_publish_time"]) for r in aggregate(read_lines(ledger))}
     for event_id in missing:
         t = published[event_id]
-        assert (stopped_at - timedelta(seconds=3) <= t <= stopped_at) or (t <= provisioned_at and t >= stopped_at), \
+        assert stopped_at - timedelta(seconds=3) <= t <= provisioned_at, \
             f"{event_id} published at {t} was lost outside the emulator's in-memory window"
-    assert len(missing) <= 10
+    assert lost <= 10
