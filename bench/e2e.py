@@ -11,9 +11,6 @@ BigQuery within `drain_s` after the last publish.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -24,7 +21,7 @@ import numpy as np
 import orjson
 
 from localstack import LocalStack
-from localstack.services import PROJECT_ROOT, stop_pid
+from localstack.services import stop_pid
 
 DATASET, TOPIC, SUB, BUCKET = "ecommerce", "events", "events-sub", "bench-bucket"
 
@@ -145,12 +142,7 @@ def run(rates: list[float], seconds: float = 20, drain_s: float = 30) -> dict:
         from pipeline.provision import provision
 
         provision(stack.project, DATASET, TOPIC, SUB, BUCKET)
-        cmd = [sys.executable, "-m", "pipeline", "--runner=BundleBasedDirectRunner", "--streaming",
-               f"--project={stack.project}", f"--subscription=projects/{stack.project}/subscriptions/{SUB}",
-               f"--dataset={DATASET}", f"--output_prefix=gs://{BUCKET}/output"]
-        job = subprocess.Popen(cmd, stdout=open(workdir / "job.log", "wb"), stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, cwd=PROJECT_ROOT, env=dict(os.environ, **stack.env()),
-                               start_new_session=True)
+        job = stack.start_job(workdir / "job.log", subscription=SUB, dataset=DATASET, bucket=BUCKET)
         try:
             time.sleep(5)
             for rate in rates:

@@ -28,17 +28,6 @@ def _say(text: str) -> None:
     print(f"\n=== {text}", flush=True)
 
 
-def start_job(stack: LocalStack, workdir: Path, extra: list[str] | None = None) -> subprocess.Popen:
-    env = dict(os.environ, **stack.env())
-    cmd = [sys.executable, "-m", "pipeline", "--runner=BundleBasedDirectRunner", "--streaming",
-           f"--project={stack.project}", f"--subscription=projects/{stack.project}/subscriptions/{SUBSCRIPTION}",
-           f"--dataset={DATASET}", f"--output_prefix=gs://{BUCKET}/output",
-           f"--metrics_out={workdir / 'job-metrics.json'}", *(extra or [])]
-    log = open(workdir / "job.log", "ab")
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                            cwd=PROJECT_ROOT, start_new_session=True)
-
-
 def run_simulator(stack: LocalStack, run_id: str, args, ledger: Path) -> int:
     env = dict(os.environ, **stack.env())
     cmd = [sys.executable, "-m", "simulator", f"--project={stack.project}", f"--topic={TOPIC}",
@@ -49,23 +38,17 @@ def run_simulator(stack: LocalStack, run_id: str, args, ledger: Path) -> int:
 
 
 def wait_for_reconciliation(stack: LocalStack, run_id: str, timeout_s: float, job: subprocess.Popen):
-    """Poll the reconciliation until it passes (every event in BigQuery and in
-    its window file) or the timeout; the last outcome is returned."""
+    """Until every event is in BigQuery and in its window file (or the
+    timeout, or the job died); the last outcome is returned."""
     from pipeline.clients import bigquery_client
-    from reconcile.checks import Scope, run_all
+    from reconcile.checks import Scope, wait_until_passed
 
-    client = bigquery_client(stack.project)
-    deadline = time.monotonic() + timeout_s
-    outcome = None
-    while True:
-        outcome = run_all(client, stack.project, DATASET, f"gs://{BUCKET}/output", Scope(run_id))
-        failing = [r.name for r in outcome["results"] if not r.passed]
-        if not failing:
-            return outcome
-        if time.monotonic() >= deadline or job.poll() is not None:
-            return outcome
+    def say(failing):
         print(f"  waiting for the last windows to close (still open: {', '.join(failing)}) ...", flush=True)
-        time.sleep(10)
+
+    return wait_until_passed(bigquery_client(stack.project), stack.project, DATASET, f"gs://{BUCKET}/output",
+                             Scope(run_id), timeout_s, keep_waiting=lambda: job.poll() is None, on_wait=say,
+                             every_s=10)
 
 
 def main(argv=None) -> int:
@@ -97,7 +80,8 @@ def main(argv=None) -> int:
 
             print("  ", provision(stack.project, DATASET, TOPIC, SUBSCRIPTION, BUCKET))
             _say("starting the streaming job (BundleBasedDirectRunner); log: " + str(workdir / "job.log"))
-            job = start_job(stack, workdir)
+            job = stack.start_job(workdir / "job.log", subscription=SUBSCRIPTION, dataset=DATASET, bucket=BUCKET,
+                                  extra=[f"--metrics_out={workdir / 'job-metrics.json'}"])
             _say(f"simulating {args.duration:.0f}s at {args.rate}/s (run {run_id}): ~10% 30-60s late, duplicates, "
                  "malformed, some beyond the allowed lateness")
             ledger = workdir / "ledger.jsonl"

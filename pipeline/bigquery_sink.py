@@ -23,6 +23,7 @@ import logging
 from datetime import datetime, timezone
 
 import apache_beam as beam
+import orjson
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
@@ -119,8 +120,6 @@ class InsertRows(beam.DoFn):
             pending = retry
 
     def _refuse(self, table: str, row_and_id: tuple[dict, str], reason: str):
-        import orjson
-
         self.refused.inc()
         row, insert_id = row_and_id
         if self.is_dead_letter_table:

@@ -92,7 +92,7 @@ class FileWriter:
             if path.startswith("gs://"):
                 self._write_gcs(path, data, only_if_absent=True)
             else:
-                self._create_local(path, data)
+                self._write_local(path, data, only_if_absent=True)
             return True
         except FileExistsError:
             return read_file(path, self.project) == data
@@ -107,31 +107,24 @@ class FileWriter:
             if self.create(path, data):
                 return path
         raise RuntimeError(f"no free pane name after {limit} tries from {name_for(first_index)}")
-    @staticmethod
-    def _create_local(path: str, data: bytes) -> None:
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.link(tmp, path)  # fails with FileExistsError if the name is taken
-        finally:
-            os.unlink(tmp)
 
     @staticmethod
-    def _write_local(path: str, data: bytes) -> None:
+    def _write_local(path: str, data: bytes, only_if_absent: bool = False) -> None:
+        """Temp file in the same folder, then an atomic rename (replace), or a
+        hard link that raises FileExistsError if the name is taken."""
         folder = os.path.dirname(path)
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
+            if only_if_absent:
+                os.link(tmp, path)
+            else:
+                os.replace(tmp, path)
+        finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-            raise
 
     def _write_gcs(self, path: str, data: bytes, only_if_absent: bool = False) -> None:
         from google.api_core import exceptions as gexc

@@ -26,7 +26,8 @@ from apache_beam.transforms.window import FixedWindows, TimestampedValue
 from apache_beam.utils.timestamp import Duration
 
 from pipeline import files
-from pipeline.validation import Limits, Rejected, dead_letter_row, format_timestamp, parse_message
+from pipeline.validation import (Limits, Rejected, dead_letter_row, format_timestamp, parse_message,
+                                 parse_timestamp)
 from schemas import event_specs
 
 _log = logging.getLogger(__name__)
@@ -68,8 +69,6 @@ def event_row(event, ingest_time: datetime, source: str) -> dict:
     for f in spec.payload_fields:
         value = event.payload.get(f["name"])
         if f.get("format") == "date-time" and value is not None:
-            from pipeline.validation import parse_timestamp
-
             value = format_timestamp(parse_timestamp(value))
         row[f["name"]] = value
     return row
@@ -282,8 +281,6 @@ class _WriteTooLateFn(beam.DoFn):
 
     def process(self, typed_row):
         event_type, row = typed_row
-        from pipeline.validation import parse_timestamp
-
         path = files.too_late_file_path(self.prefix, event_type, parse_timestamp(row["event_time"]), row["event_id"])
         self._writer.write(path, files.ndjson([row]))
         _log.warning("event %s (%s, event time %s) arrived after its window closed; written to %s",

@@ -10,6 +10,7 @@ objects: every file under the output prefix is parsed from its path
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import orjson
 
-from pipeline.files import TOO_LATE_DIR, list_files, read_file
+from pipeline.files import list_files, read_file
 from pipeline.provision import substitute
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql" / "reconcile"
@@ -61,16 +62,20 @@ def _jsonable(value):
     return value
 
 
-def run_sql(client, name: str, project: str, dataset: str, scope: Scope) -> list[dict]:
+def _scope_config(scope: Scope):
+    """@run_id, @start and @end, the parameters every check takes."""
     from google.cloud import bigquery
 
-    sql = substitute((SQL_DIR / name).read_text(), project, dataset)
-    config = bigquery.QueryJobConfig(query_parameters=[
+    return bigquery.QueryJobConfig(query_parameters=[
         bigquery.ScalarQueryParameter("run_id", "STRING", scope.run_id),
         bigquery.ScalarQueryParameter("start", "TIMESTAMP", scope.start),
         bigquery.ScalarQueryParameter("end", "TIMESTAMP", scope.end),
     ])
-    rows = client.query(sql, job_config=config).result(timeout=300)
+
+
+def run_sql(client, name: str, project: str, dataset: str, scope: Scope) -> list[dict]:
+    sql = substitute((SQL_DIR / name).read_text(), project, dataset)
+    rows = client.query(sql, job_config=_scope_config(scope)).result(timeout=300)
     # sample_* columns hold every offending id (LIMIT inside ARRAY_AGG is not
     # portable to the emulator); five are enough for a report.
     return [{k: (_jsonable(v)[:5] if k.startswith("sample_") and isinstance(v, list) else _jsonable(v))
@@ -164,17 +169,11 @@ def files_checks(ledger: list[dict], inv: FileInventory, per_minute_rows: list[d
 
 
 def ledger_rows(client, project: str, dataset: str, scope: Scope) -> list[dict]:
-    from google.cloud import bigquery
-
     sql = (f"SELECT event_id, event_type, event_time, intended_delay_s, malformed, too_late, copies "
            f"FROM `{project}.{dataset}.producer_ledger` WHERE (@run_id = '' OR run_id = @run_id) "
            f"AND event_time >= @start AND event_time < @end")
-    config = bigquery.QueryJobConfig(query_parameters=[
-        bigquery.ScalarQueryParameter("run_id", "STRING", scope.run_id),
-        bigquery.ScalarQueryParameter("start", "TIMESTAMP", scope.start),
-        bigquery.ScalarQueryParameter("end", "TIMESTAMP", scope.end),
-    ])
-    return [{k: _jsonable(v) for k, v in row.items()} for row in client.query(sql, job_config=config).result()]
+    rows = client.query(sql, job_config=_scope_config(scope)).result()
+    return [{k: _jsonable(v) for k, v in row.items()} for row in rows]
 
 
 def run_all(client, project: str, dataset: str, output_prefix: str | None, scope: Scope,
@@ -213,4 +212,18 @@ def run_all(client, project: str, dataset: str, output_prefix: str | None, scope
             "ledger_too_late": sum(1 for r in ledger if r["too_late"] and not r["malformed"])}
 
 
-TOO_LATE = TOO_LATE_DIR
+def wait_until_passed(client, project: str, dataset: str, output_prefix: str | None, scope: Scope,
+                      timeout_s: float, after_replay: bool = False, keep_waiting=lambda: True,
+                      on_wait=None, every_s: float = 5.0) -> dict:
+    """Re-run every check until all pass, the timeout passes or
+    `keep_waiting()` says stop (the job died); the last outcome is returned.
+    Windows close a while after the last event, so a run converges."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        outcome = run_all(client, project, dataset, output_prefix, scope, after_replay)
+        failing = [r.name for r in outcome["results"] if not r.passed]
+        if not failing or time.monotonic() >= deadline or not keep_waiting():
+            return outcome
+        if on_wait:
+            on_wait(failing)
+        time.sleep(every_s)

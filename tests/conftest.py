@@ -36,16 +36,6 @@ def stack(tmp_path_factory):
 
 
 def start_job(stack, tmp, *extra: str):
-    """The streaming job as a subprocess against the test stack (logs appended to tmp/job.log)."""
-    import subprocess
-    import sys
-
-    from localstack.services import PROJECT_ROOT
-
-    cmd = [sys.executable, "-m", "pipeline", "--runner=BundleBasedDirectRunner", "--streaming",
-           f"--project={stack.project}", f"--subscription=projects/{stack.project}/subscriptions/{SUBSCRIPTION}",
-           f"--dataset={DATASET}", f"--output_prefix=gs://{BUCKET}/output", "--late_firing_delay_s=1",
-           f"--metrics_out={tmp / 'metrics.json'}", *extra]
-    return subprocess.Popen(cmd, stdout=open(tmp / "job.log", "ab"), stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, cwd=PROJECT_ROOT, env=dict(os.environ, **stack.env()),
-                            start_new_session=True)
+    """The streaming job against the test stack (logs appended to tmp/job.log)."""
+    return stack.start_job(tmp / "job.log", subscription=SUBSCRIPTION, dataset=DATASET, bucket=BUCKET,
+                           extra=["--late_firing_delay_s=1", f"--metrics_out={tmp / 'metrics.json'}", *extra])

@@ -4,19 +4,16 @@ proof that each reconciliation check catches what it is meant to catch."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from google.cloud import bigquery
 
-from localstack.services import PROJECT_ROOT, stop_pid
+from localstack.services import stop_pid
 from pipeline.clients import bigquery_client, storage_client
-from reconcile.checks import Scope, run_all
+from reconcile.checks import Scope, run_all, wait_until_passed
 from simulator.faults import FaultConfig
 from simulator.ledger import LedgerWriter, load_to_bigquery
 from simulator.runner import Simulator, make_publisher
@@ -56,12 +53,8 @@ def completed_run(stack, tmp_path_factory):
         ledger.close()
         assert stats.failed == 0 and stats.published >= 240
         assert load_to_bigquery(ledger_path, stack.project, DATASET) == 240
-        deadline = time.monotonic() + 240
-        while True:
-            outcome = _outcome(stack)
-            if all(r.passed for r in outcome["results"]) or time.monotonic() > deadline or job.poll() is not None:
-                break
-            time.sleep(5)
+        outcome = wait_until_passed(bigquery_client(stack.project), stack.project, DATASET, PREFIX, Scope(RUN_ID),
+                                    240, keep_waiting=lambda: job.poll() is None)
     finally:
         stop_pid(job.pid, timeout=30)
     log = (tmp / "job.log").read_text()

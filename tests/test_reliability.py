@@ -14,7 +14,7 @@ import pytest
 
 from localstack.services import stop_pid
 from pipeline.clients import bigquery_client
-from reconcile.checks import Scope, run_all
+from reconcile.checks import Scope, wait_until_passed
 from simulator.faults import FaultConfig
 from simulator.ledger import LedgerWriter, load_to_bigquery
 from simulator.runner import Simulator, make_publisher
@@ -42,13 +42,8 @@ def _simulate_in_background(stack, tmp, run_id, rate, seconds, seed):
 
 
 def _wait_for_reconciliation(stack, run_id, timeout_s, after_replay=False):
-    client = bigquery_client(stack.project)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        outcome = run_all(client, stack.project, DATASET, f"gs://{BUCKET}/output", Scope(run_id), after_replay)
-        if all(r.passed for r in outcome["results"]) or time.monotonic() > deadline:
-            return outcome
-        time.sleep(5)
+    return wait_until_passed(bigquery_client(stack.project), stack.project, DATASET, f"gs://{BUCKET}/output",
+                             Scope(run_id), timeout_s, after_replay)
 
 
 def _failing(outcome):
