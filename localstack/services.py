@@ -150,8 +150,29 @@ class Service:
                 proc.wait(timeout=0.1)
         self.pid = None
 
+    def pause(self) -> None:
+        """SIGSTOP: the service keeps its memory and its port but answers
+        nothing, like a hung server; its clients must time out, not hang."""
+        os.killpg(self.pid, signal.SIGSTOP)
+        # Delivery is asynchronous: return once the process is really stopped.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _proc_state(self.pid) not in ("T", "t"):
+            time.sleep(0.01)
+
+    def resume(self) -> None:
+        os.killpg(self.pid, signal.SIGCONT)
+
     def describe(self) -> dict:
         return {"name": self.name, "pid": self.pid, "port": self.port, "log": str(self.log_path)}
+
+
+def _proc_state(pid: int) -> str:
+    """The one-letter state from /proc/<pid>/stat (R, S, T stopped, Z ...)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[0]  # after "(comm)", which may hold spaces
 
 
 def pid_alive(pid: int) -> bool:
@@ -174,6 +195,7 @@ def stop_pid(pid: int, timeout: float = 10.0) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, sig)
+            os.killpg(pid, signal.SIGCONT)  # a paused (SIGSTOPped) group handles SIGTERM only once resumed
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not pid_alive(pid):

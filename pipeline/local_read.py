@@ -20,7 +20,10 @@ import threading
 
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
-_state = {"max_messages": None, "original": None}
+# The runner asks for its client on every bundle, so a wrapper lives for one
+# pull: the outage backoff is kept here, across pulls, to grow and to notice
+# when Pub/Sub is back.
+_state = {"max_messages": None, "original": None, "backoff": None}
 
 
 class _BigPullClient:
@@ -31,7 +34,6 @@ class _BigPullClient:
     def __init__(self, client, max_messages: int):
         self._client = client
         self._max_messages = max_messages
-        self._backoff = None
 
     def pull(self, *args, **kwargs):
         from google.pubsub_v1.types import PullResponse
@@ -46,12 +48,12 @@ class _BigPullClient:
         try:
             response = self._client.pull(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - an outage, a missing subscription while it is recreated
-            self._backoff = self._backoff or Backoff("Pub/Sub (pulling)", cap=5.0)
-            self._backoff.wait(exc)
+            backoff = _state["backoff"] = _state["backoff"] or Backoff("Pub/Sub (pulling)", cap=5.0)
+            backoff.wait(exc)
             return PullResponse()
-        if self._backoff is not None:
-            _log.warning("Pub/Sub reachable again after %d attempts", self._backoff.attempt)
-            self._backoff = None
+        if _state["backoff"] is not None:
+            _log.warning("Pub/Sub reachable again after %d attempts", _state["backoff"].attempt)
+            _state["backoff"] = None
         return response
 
     def acknowledge(self, *args, **kwargs):

@@ -35,7 +35,8 @@ def stack(tmp_path_factory):
             assert service.pid is None
 
 
-def start_job(stack, tmp, *extra: str):
+def start_job(stack, tmp, *extra: str, env=None):
     """The streaming job against the test stack (logs appended to tmp/job.log)."""
     return stack.start_job(tmp / "job.log", subscription=SUBSCRIPTION, dataset=DATASET, bucket=BUCKET,
-                           extra=["--late_firing_delay_s=1", f"--metrics_out={tmp / 'metrics.json'}", *extra])
+                           extra=["--late_firing_delay_s=1", f"--metrics_out={tmp / 'metrics.json'}", *extra],
+                           env=env)

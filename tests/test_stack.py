@@ -75,3 +75,79 @@ def test_gcs_pane_files_are_created_once(stack):
     assert writer.create_pane(name, second, 0) == name(1)
     assert files.read_file(name(0), stack.project) == first
     assert files.list_files(f"gs://{BUCKET}/create-once", stack.project) == [name(0), name(1)]
+
+
+def _echo_server():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def serve():
+        import threading
+
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+
+            def echo(c=conn):
+                with c:
+                    while data := c.recv(1024):
+                        c.sendall(data)
+
+            threading.Thread(target=echo, daemon=True).start()
+
+    import threading
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server
+
+
+def test_cut_link_refuses_and_resets_then_restores(tmp_path):
+    """The Pub/Sub drill's network outage: while cut, nothing gets through and
+    open connections fail at once; restored on the same port, traffic flows."""
+    from localstack.netcut import CuttableLink
+
+    server = _echo_server()
+    link = CuttableLink(server.getsockname()[1])
+    link.start()
+    try:
+        conn = socket.create_connection(("127.0.0.1", link.port), timeout=5)
+        conn.sendall(b"ping")
+        assert conn.recv(16) == b"ping"
+        link.cut()
+        with pytest.raises(OSError):  # reset: ECONNRESET, or EOF then EPIPE
+            conn.sendall(b"again")
+            if not conn.recv(16):
+                raise ConnectionResetError("closed by the cut")
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", link.port), timeout=5)
+        link.restore()
+        with socket.create_connection(("127.0.0.1", link.port), timeout=5) as again:
+            again.sendall(b"back")
+            assert again.recv(16) == b"back"
+        assert link.connections == 2
+    finally:
+        link.close()
+        server.close()
+
+
+def test_paused_service_keeps_its_state_and_answers_after_resume(tmp_path):
+    import urllib.request
+
+    local = LocalStack(workdir=tmp_path)
+    local.gcs.start()
+    try:
+        url = f"http://127.0.0.1:{local.gcs.port}/storage/v1/b"
+        local.gcs.pause()
+        with pytest.raises(OSError):  # a hung server: the client times out
+            urllib.request.urlopen(url, timeout=1)
+        local.gcs.resume()
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            assert resp.status == 200
+        local.gcs.pause()  # stop() must also end a paused service
+    finally:
+        pid = local.gcs.pid
+        local.stop()
+    assert not pid_alive(pid)
