@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     parser.add_argument("--duration", type=float, default=60, help="seconds of event generation (default 60)")
     parser.add_argument("--rate", type=float, default=5, help="events per second (default 5)")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--too-late-fraction", type=float, default=0.01)
+    parser.add_argument("--too-late-fraction", type=float, default=0.02)
     parser.add_argument("--settle-timeout", type=float, default=300,
                         help="max seconds to wait after the simulator for every window to close")
     parser.add_argument("--keep", action="store_true", help="leave the emulators running (stop: kill the PIDs shown)")
