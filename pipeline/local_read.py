@@ -57,6 +57,10 @@ class _BigPullClient:
         return response
 
     def acknowledge(self, *args, **kwargs):
+        # Fail fast here too: a hung Pub/Sub must not stall the reader for the
+        # client's default minute of silent retries; what is not acked comes back.
+        kwargs["timeout"] = min(kwargs.get("timeout") or 30, 10)
+        kwargs["retry"] = None
         try:
             return self._client.acknowledge(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - the messages will be redelivered: dedup absorbs them
