@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import threading
+import urllib.request
 
 import pytest
 
 from localstack import LocalStack, StackError
+from localstack.netcut import CuttableLink
 from localstack.services import pid_alive
 from pipeline.clients import bigquery_client
 from schemas import table_specs
@@ -83,8 +87,6 @@ def _echo_server():
     server.listen()
 
     def serve():
-        import threading
-
         while True:
             try:
                 conn, _ = server.accept()
@@ -98,8 +100,6 @@ def _echo_server():
 
             threading.Thread(target=echo, daemon=True).start()
 
-    import threading
-
     threading.Thread(target=serve, daemon=True).start()
     return server
 
@@ -107,8 +107,6 @@ def _echo_server():
 def test_cut_link_refuses_and_resets_then_restores(tmp_path):
     """The Pub/Sub drill's network outage: while cut, nothing gets through and
     open connections fail at once; restored on the same port, traffic flows."""
-    from localstack.netcut import CuttableLink
-
     server = _echo_server()
     link = CuttableLink(server.getsockname()[1])
     link.start()
@@ -134,18 +132,19 @@ def test_cut_link_refuses_and_resets_then_restores(tmp_path):
 
 
 def test_paused_service_keeps_its_state_and_answers_after_resume(tmp_path):
-    import urllib.request
-
     local = LocalStack(workdir=tmp_path)
     local.gcs.start()
     try:
         url = f"http://127.0.0.1:{local.gcs.port}/storage/v1/b"
+        create = urllib.request.Request(f"{url}?project=p", data=b'{"name": "kept-bucket"}', method="POST",
+                                        headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(create, timeout=5).close()
         local.gcs.pause()
         with pytest.raises(OSError):  # a hung server: the client times out
             urllib.request.urlopen(url, timeout=1)
         local.gcs.resume()
         with urllib.request.urlopen(url, timeout=5) as resp:
-            assert resp.status == 200
+            assert [b["name"] for b in json.load(resp)["items"]] == ["kept-bucket"]
         local.gcs.pause()  # stop() must also end a paused service
     finally:
         pid = local.gcs.pid
