@@ -21,15 +21,15 @@ from pathlib import Path
 
 from pipeline.clients import bigquery_client, publisher_client, storage_client, subscriber_client
 from schemas import table_specs
-from schemas.bigquery import api_schema
+from schemas.bigquery import api_schema, generated_views
 
 _log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 VIEWS_DIR = ROOT / "ddl" / "views"
 TABLES_DIR = ROOT / "ddl" / "tables"
 # Views depend on each other: the dedup views first.
-VIEW_ORDER = ["order_events_dedup", "inventory_events_dedup", "user_activity_events_dedup",
-              "orders_current", "inventory_stock", "all_events", "all_events_dedup"]
+# The views generated from the schemas first: the hand-written ones build on the dedup views.
+VIEW_ORDER = [Path(name).stem for name in generated_views()] + ["orders_current", "inventory_stock"]
 
 
 def substitute(sql: str, project: str, dataset: str) -> str:

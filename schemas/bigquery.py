@@ -8,7 +8,7 @@ BigQuery. A test checks the committed DDL equals what this module renders.
 
 from __future__ import annotations
 
-from schemas import TableSpec, table_columns, table_specs
+from schemas import TableSpec, envelope_fields, event_specs, table_columns, table_specs
 
 _PRIMITIVES = {
     "string": "STRING",
@@ -122,3 +122,46 @@ def render_ddl(spec: TableSpec) -> str:
 def all_ddl() -> dict[str, str]:
     """File name under ddl/tables/ -> its content."""
     return {f"{name}.sql": render_ddl(spec) for name, spec in table_specs().items()}
+
+
+# -- views that follow from the event schemas (one per event type, and unions) --
+_GENERATED = "-- Generated from schemas/ by `python -m schemas.ddl --write`. Do not edit by hand.\n"
+
+
+def render_dedup_view(spec: TableSpec) -> str:
+    return (
+        _GENERATED
+        + "-- One row per event_id: the first copy ingested. Streaming inserts dedup by\n"
+        "-- insertId only on a best-effort basis, and a redelivery after the job's dedup\n"
+        "-- horizon passes the job, so exact dedup happens here at query time.\n"
+        f"CREATE OR REPLACE VIEW `${{PROJECT}}.${{DATASET}}.{spec.name}_dedup` AS\n"
+        "SELECT *\n"
+        f"FROM `${{PROJECT}}.${{DATASET}}.{spec.name}`\n"
+        "WHERE TRUE\n"
+        "QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY ingest_time, publish_time) = 1;\n"
+    )
+
+
+def render_union_view(suffix: str) -> str:
+    """`all_events<suffix>`: the envelope columns of every event table (or of
+    every dedup view, suffix "_dedup") in one relation."""
+    envelope = ", ".join(f["name"] for f in envelope_fields())
+    which = " (deduplicated views)" if suffix else ""
+    selects = "\nUNION ALL\n".join(
+        f"SELECT '{event_type}' AS event_type, {envelope}\nFROM `${{PROJECT}}.${{DATASET}}.{spec.name}{suffix}`"
+        for event_type, spec in event_specs().items())
+    return (
+        _GENERATED
+        + f"-- Envelope columns of every event table{which} in one relation,\n"
+        "-- for reconciliation and cross-type queries.\n"
+        f"CREATE OR REPLACE VIEW `${{PROJECT}}.${{DATASET}}.all_events{suffix}` AS\n{selects};\n"
+    )
+
+
+def generated_views() -> dict[str, str]:
+    """File name under ddl/views/ -> its content, in creation order. The
+    other views there (current order status, stock) are written by hand."""
+    views = {f"{spec.name}_dedup.sql": render_dedup_view(spec) for spec in event_specs().values()}
+    views["all_events.sql"] = render_union_view("")
+    views["all_events_dedup.sql"] = render_union_view("_dedup")
+    return views

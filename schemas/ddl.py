@@ -1,4 +1,6 @@
-"""Write or check the generated DDL in ddl/tables/.
+"""Write or check the generated DDL: every table in ddl/tables/, and the
+views in ddl/views/ that follow from the event schemas (the rest of
+ddl/views/ is written by hand).
 
     python -m schemas.ddl --write   # after changing a schema
     python -m schemas.ddl --check   # CI: fails if ddl/ is stale
@@ -10,16 +12,21 @@ import argparse
 import sys
 from pathlib import Path
 
-from schemas.bigquery import all_ddl
+from schemas.bigquery import all_ddl, generated_views
 
 DDL_DIR = Path(__file__).resolve().parent.parent / "ddl" / "tables"
+VIEWS_DIR = DDL_DIR.parent / "views"
+
+
+def _wanted() -> dict[Path, str]:
+    return {**{DDL_DIR / n: t for n, t in all_ddl().items()}, **{VIEWS_DIR / n: t for n, t in generated_views().items()}}
 
 
 def stale_files() -> list[str]:
-    wanted = all_ddl()
-    stale = [name for name, text in wanted.items()
-             if not (DDL_DIR / name).exists() or (DDL_DIR / name).read_text() != text]
-    extra = [p.name for p in DDL_DIR.glob("*.sql") if p.name not in wanted]
+    wanted = _wanted()
+    stale = [str(path.relative_to(DDL_DIR.parent)) for path, text in wanted.items()
+             if not path.exists() or path.read_text() != text]
+    extra = [f"tables/{p.name}" for p in DDL_DIR.glob("*.sql") if p not in wanted]
     return sorted(stale + extra)
 
 
@@ -30,16 +37,17 @@ def main(argv=None) -> int:
     group.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
     if args.write:
-        DDL_DIR.mkdir(parents=True, exist_ok=True)
-        for name, text in all_ddl().items():
-            (DDL_DIR / name).write_text(text)
-        print(f"wrote {len(all_ddl())} files to {DDL_DIR}")
+        wanted = _wanted()
+        for path, text in wanted.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        print(f"wrote {len(wanted)} files under {DDL_DIR.parent}")
         return 0
     stale = stale_files()
     if stale:
-        print(f"ddl/tables is stale for: {', '.join(stale)}; run python -m schemas.ddl --write", file=sys.stderr)
+        print(f"ddl/ is stale for: {', '.join(stale)}; run python -m schemas.ddl --write", file=sys.stderr)
         return 1
-    print("ddl/tables matches schemas/")
+    print("ddl/ matches schemas/")
     return 0
 
 
