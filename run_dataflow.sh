@@ -10,7 +10,7 @@
 #
 # Settings come from the environment (or a file named by ENV_FILE):
 #   PROJECT (required), REGION (required), BUCKET (required, without gs://),
-#   DATASET=ecommerce, TOPIC=events, SUBSCRIPTION=events-sub, JOB_NAME=ecommerce-events,
+#   DATASET=ecommerce, TOPIC=backend-events-topic, SUBSCRIPTION=backend-events-topic-sub (the brief's names), JOB_NAME=ecommerce-events,
 #   STREAMING_MODE=exactly_once|at_least_once (default exactly_once),
 #   MAX_WORKERS=10, MACHINE_TYPE=n2-standard-2, NUM_FILE_SHARDS=4,
 #   IMAGE (flex template / worker image, default REGION-docker.pkg.dev/PROJECT/dataflow/ecommerce-pipeline:VERSION)
@@ -34,8 +34,11 @@ PROJECT="${PROJECT:-}"
 REGION="${REGION:-}"
 BUCKET="${BUCKET:-}"
 DATASET="${DATASET:-ecommerce}"
-TOPIC="${TOPIC:-events}"
-SUBSCRIPTION="${SUBSCRIPTION:-events-sub}"
+TOPIC="${TOPIC:-backend-events-topic}"
+SUBSCRIPTION="${SUBSCRIPTION:-backend-events-topic-sub}"
+# Off by default: the brief's producer sets no attributes (README "The message contract").
+PUBSUB_ID_LABEL="${PUBSUB_ID_LABEL:-off}"
+PUBSUB_TIMESTAMP_ATTRIBUTE="${PUBSUB_TIMESTAMP_ATTRIBUTE:-off}"
 JOB_NAME="${JOB_NAME:-ecommerce-events}"
 STREAMING_MODE="${STREAMING_MODE:-exactly_once}"
 MAX_WORKERS="${MAX_WORKERS:-10}"
@@ -79,7 +82,7 @@ job_options() {
     "--subscription=projects/${PROJECT}/subscriptions/${SUBSCRIPTION}" \
     "--dataset=${DATASET}" "--output_prefix=gs://${BUCKET}/output" \
     "--num_file_shards=${NUM_FILE_SHARDS}" \
-    --pubsub_id_label=on --pubsub_timestamp_attribute=on \
+    "--pubsub_id_label=${PUBSUB_ID_LABEL}" "--pubsub_timestamp_attribute=${PUBSUB_TIMESTAMP_ATTRIBUTE}" \
     --max_cache_memory_usage_mb=0 \
     "${MODE_OPTIONS[@]}"
 }

@@ -22,8 +22,10 @@ import orjson
 
 from localstack import LocalStack
 from localstack.services import stop_pid
+from schemas import contract
 
-DATASET, TOPIC, SUB, BUCKET = "ecommerce", "events", "events-sub", "bench-bucket"
+DATASET, BUCKET = "ecommerce", "bench-bucket"
+TOPIC, SUB = contract.TOPIC, contract.SUBSCRIPTION
 
 
 class Visibility:

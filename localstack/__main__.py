@@ -16,8 +16,9 @@ import sys
 
 from localstack.services import StackError, pid_alive
 from localstack.stack import DEFAULT_WORKDIR, LocalStack, read_state, stop_from_state, write_state
+from schemas.contract import SUBSCRIPTION, TOPIC
 
-DEFAULTS = {"dataset": "ecommerce", "topic": "events", "subscription": "events-sub", "bucket": "local-bucket"}
+DEFAULTS = {"dataset": "ecommerce", "topic": TOPIC, "subscription": SUBSCRIPTION, "bucket": "local-bucket"}
 
 
 def _exports(env: dict) -> str:

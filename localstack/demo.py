@@ -19,9 +19,10 @@ import time
 from pathlib import Path
 
 from localstack.services import PROJECT_ROOT, StackError, stop_pid
+from schemas.contract import SUBSCRIPTION, TOPIC
 from localstack.stack import LocalStack, interrupts_raise
 
-DATASET, TOPIC, SUBSCRIPTION, BUCKET = "ecommerce", "events", "events-sub", "local-bucket"
+DATASET, BUCKET = "ecommerce", "local-bucket"
 
 
 def _say(text: str) -> None:

@@ -1,4 +1,4 @@
-"""Streaming inserts with the official client, insertId = event_id.
+"""Streaming inserts with the official client, insertId from the event identity.
 
 Why not Beam's WriteToBigQuery: its STREAMING_INSERTS path generates random
 insertIds (uuid + counter), so BigQuery's best-effort dedup could not collapse
@@ -6,15 +6,21 @@ two copies of one event; STORAGE_WRITE_API needs a Java expansion service
 (downloaded at construction, impossible offline); FILE_LOADS adds minutes of
 latency. See docs/design.md "BigQuery write method".
 
-Failure handling, so that nothing is lost and nothing crash-loops:
-* the service is unreachable (connection refused, timeouts, 503, 429): retry
-  the batch forever with capped exponential backoff, logging what it waits for;
+Rows arrive already fitted to their columns (schemas.contract), so a refused
+row is a surprise, not a routine. Failure handling, so that nothing is lost,
+nothing crash-loops, and one bad row never holds the others back:
+
+* the service is unreachable or overloaded (connection errors, timeouts, 429,
+  502, 503, 504): an outage; the batch waits with capped exponential backoff,
+  logging what it waits for, and is retried whole;
 * the service refuses particular rows (insertErrors): those rows go to the
-  dead-letter output with BigQuery's reason; rows that were only "stopped"
-  because of a bad neighbour are retried;
-* the whole request fails with another error (400, 500 from the emulator for a
-  bad value): retry a few times, then split the batch in halves to isolate the
-  bad row; a single row that still fails goes to the dead-letter output.
+  dead-letter output at once with BigQuery's reason; rows only "stopped"
+  because of a bad neighbour are sent again;
+* the request is refused as a whole for another reason (400, or 500 from the
+  emulator for a value it cannot take): the batch is split in halves, at once
+  and without back-off, until the refused rows are alone; each goes to the
+  dead-letter output with the reason. If a split hits an outage, the rest
+  waits for the service like any outage.
 """
 
 from __future__ import annotations
@@ -32,25 +38,39 @@ from pipeline.validation import Rejected, dead_letter_row
 
 _log = logging.getLogger(__name__)
 DEAD_LETTER_TAG = "dead_letter"
-_PER_REQUEST_TRIES = 3
+
+
+class _Outage(Exception):
+    """The service is not answering. `remaining`: the rows still to send;
+    `dead`: rows already found refused before it stopped answering."""
+
+    def __init__(self, message: str, remaining: list, dead: list | None = None):
+        super().__init__(message)
+        self.remaining = remaining
+        self.dead = dead or []
 
 
 class InsertRows(beam.DoFn):
     """Input: (table_name, row, insert_id). Buffers per bundle and inserts in
     batches. Rows that BigQuery refuses are emitted on DEAD_LETTER_TAG as
-    dead-letter rows (unless `is_dead_letter_table`, where they are logged)."""
+    dead-letter rows (unless `is_dead_letter_table`, where they are logged).
+    `client_factory(project)` is the official client, or a fake in tests."""
 
-    def __init__(self, project: str, dataset: str, batch_size: int = 500, is_dead_letter_table: bool = False):
+    def __init__(self, project: str, dataset: str, batch_size: int = 500, is_dead_letter_table: bool = False,
+                 client_factory=bigquery_client, request_timeout_s: float = 30.0):
         self.project = project
         self.dataset = dataset
         self.batch_size = batch_size
         self.is_dead_letter_table = is_dead_letter_table
+        self.client_factory = client_factory
+        self.request_timeout_s = request_timeout_s
         self.inserted = Metrics.counter("bigquery", "rows_inserted")
         self.refused = Metrics.counter("bigquery", "rows_refused")
         self.outage_retries = Metrics.counter("bigquery", "outage_retries")
+        self.splits = Metrics.counter("bigquery", "request_splits")
 
     def setup(self):
-        self._client = bigquery_client(self.project)
+        self._client = self.client_factory(self.project)
 
     def start_bundle(self):
         self._buffer: dict[str, list[tuple[dict, str]]] = {}
@@ -80,44 +100,63 @@ class InsertRows(beam.DoFn):
         return f"{self.project}.{self.dataset}.{table}"
 
     def _insert(self, table: str, rows: list[tuple[dict, str]]):
-        """Insert rows; yield tagged dead letters for rows refused for good."""
-        pending = rows
-        request_failures = 0
+        """Insert rows, waiting out outages; yield tagged dead letters for rows
+        refused for good."""
         backoff = Backoff(f"BigQuery (inserting into {table})")
+        pending = rows
         while pending:
             try:
-                errors = self._client.insert_rows_json(
-                    self._table_id(table), [r for r, _ in pending], row_ids=[i for _, i in pending],
-                    retry=None, timeout=30)
-            except Exception as exc:  # noqa: BLE001 - classified below
-                if is_connection_error(exc):
-                    self.outage_retries.inc()
-                    backoff.wait(exc)
-                    continue
-                request_failures += 1
-                if request_failures < _PER_REQUEST_TRIES:
-                    backoff.wait(exc)
-                    continue
-                if len(pending) > 1:  # isolate the row the service refuses
-                    mid = len(pending) // 2
-                    yield from self._insert(table, pending[:mid])
-                    yield from self._insert(table, pending[mid:])
-                    return
-                yield from self._refuse(table, pending[0], f"{type(exc).__name__}: {exc}")
-                return
-            refused = {e["index"]: e.get("errors", []) for e in errors}
-            retry = []
-            for index, (row, insert_id) in enumerate(pending):
-                if index not in refused:
-                    continue
-                reasons = refused[index]
-                if reasons and all(r.get("reason") == "stopped" for r in reasons):
-                    retry.append((row, insert_id))  # failed only because of a neighbour
-                else:
-                    yield from self._refuse(table, (row, insert_id), "; ".join(
-                        f"{r.get('reason')}: {r.get('message')}" for r in reasons) or "refused")
-            self.inserted.inc(len(pending) - len(refused))
-            pending = retry
+                dead, pending = self._isolate(table, pending)
+            except _Outage as outage:
+                dead, pending = outage.dead, outage.remaining
+                self.outage_retries.inc()
+                backoff.wait(outage.__cause__ or outage)
+            for row_and_id, reason in dead:
+                yield from self._refuse(table, row_and_id, reason)
+
+    def _isolate(self, table: str, rows: list[tuple[dict, str]]):
+        """One request for `rows`; when it is refused as a whole, the halves
+        are sent separately (recursively) to find the refused rows. Returns
+        (refused rows with reasons, rows to send again); raises _Outage when
+        the service is unreachable (rows written so far are already
+        reported, the rest is returned by the caller's retry)."""
+        try:
+            errors = self._client.insert_rows_json(
+                self._table_id(table), [r for r, _ in rows], row_ids=[i for _, i in rows],
+                retry=None, timeout=self.request_timeout_s)
+        except Exception as exc:  # noqa: BLE001 - classified here
+            if is_connection_error(exc):
+                raise _Outage(str(exc), rows) from exc
+            reason = f"{type(exc).__name__}: {exc}"
+            if len(rows) == 1:
+                return [(rows[0], reason)], []
+            self.splits.inc()
+            left, right = rows[:len(rows) // 2], rows[len(rows) // 2:]
+            try:
+                dead_left, again_left = self._isolate(table, left)
+            except _Outage as outage:
+                outage.remaining = outage.remaining + right
+                raise
+            try:
+                dead_right, again_right = self._isolate(table, right)
+            except _Outage as outage:
+                outage.remaining = again_left + outage.remaining
+                outage.dead = dead_left + outage.dead
+                raise
+            return dead_left + dead_right, again_left + again_right
+        refused = {e["index"]: e.get("errors", []) for e in errors}
+        dead, again = [], []
+        for index, row_and_id in enumerate(rows):
+            reasons = refused.get(index)
+            if reasons is None:
+                continue
+            if reasons and all(r.get("reason") == "stopped" for r in reasons):
+                again.append(row_and_id)  # failed only because of a neighbour
+            else:
+                dead.append((row_and_id, "; ".join(f"{r.get('reason')}: {r.get('message')}" for r in reasons)
+                             or "refused"))
+        self.inserted.inc(len(rows) - len(refused))
+        return dead, again
 
     def _refuse(self, table: str, row_and_id: tuple[dict, str], reason: str):
         self.refused.inc()
@@ -125,8 +164,10 @@ class InsertRows(beam.DoFn):
         if self.is_dead_letter_table:
             _log.error("dead-letter row refused by BigQuery (%s); row follows: %s", reason, orjson.dumps(row)[:4096])
             return
-        rejection = Rejected("bigquery_insert", "bigquery_refused", f"{table}: {reason}"[:2000])
-        dead = dead_letter_row(rejection, orjson.dumps(row), {"event_id": insert_id, "table": table}, None,
+        _log.warning("BigQuery refused a row of %s (%s); it goes to the dead-letter table", table, reason[:300])
+        rejection = Rejected("bigquery_insert", "bigquery_refused", f"{table}: {reason}"[:2000],
+                             claimed_id=row.get("event_id"))
+        dead = dead_letter_row(rejection, orjson.dumps(row), {"insert_id": insert_id, "table": table}, None,
                                datetime.now(timezone.utc))
         yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, dead)
 
@@ -135,13 +176,15 @@ class WriteToBigQueryTables(beam.PTransform):
     """(table, row, insert_id) -> BigQuery; returns the dead-letter rows of
     refused inserts. Tables must exist (provisioning creates them)."""
 
-    def __init__(self, project: str, dataset: str, batch_size: int = 500, is_dead_letter_table: bool = False):
+    def __init__(self, project: str, dataset: str, batch_size: int = 500, is_dead_letter_table: bool = False,
+                 client_factory=bigquery_client):
         super().__init__()
         self.project, self.dataset = project, dataset
         self.batch_size, self.is_dead_letter_table = batch_size, is_dead_letter_table
+        self.client_factory = client_factory
 
     def expand(self, rows):
         results = rows | "InsertAll" >> beam.ParDo(
-            InsertRows(self.project, self.dataset, self.batch_size, self.is_dead_letter_table)
+            InsertRows(self.project, self.dataset, self.batch_size, self.is_dead_letter_table, self.client_factory)
         ).with_outputs(DEAD_LETTER_TAG, main="inserted")
         return results[DEAD_LETTER_TAG]

@@ -62,7 +62,8 @@ def is_connection_error(exc: BaseException) -> bool:
 
     if isinstance(exc, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)):
         return True
-    if isinstance(exc, (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.TooManyRequests)):
+    if isinstance(exc, (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.TooManyRequests, gexc.BadGateway,
+                        gexc.GatewayTimeout)):
         return True
     return isinstance(exc, gexc.RetryError)
 

@@ -1,7 +1,7 @@
 """The streaming job: options -> preflight -> graph -> run.
 
     python -m pipeline --runner=BundleBasedDirectRunner --streaming \\
-        --project=local-project --subscription=projects/local-project/subscriptions/events-sub \\
+        --project=local-project --subscription=projects/local-project/subscriptions/backend-events-topic-sub \\
         --dataset=ecommerce --output_prefix=gs://local-bucket/output
 
 `build_pipeline` is separate from `run` so tests can hand it a TestStream (or
@@ -26,10 +26,10 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from pipeline.bigquery_sink import WriteToBigQueryTables
 from pipeline.options import EcommerceOptions, OptionsError
-from pipeline.transforms import (DeduplicateByEventId, ParseEvents, SplitByLateness, TooLateFiles, WindowedFiles,
-                                 to_dead_letter_rows, to_table_rows)
-from pipeline.validation import EVENT_ID_ATTR, EVENT_TIME_ATTR
-from schemas import DEAD_LETTER_TABLE, event_specs
+from pipeline.transforms import (DeduplicateEvents, ParseEvents, SplitByLateness, TooLateFiles, WindowedFiles,
+                                 table_row_maker, to_conflict_rows, to_dead_letter_rows, to_typed_lines)
+from schemas import CONFLICTS_TABLE, DEAD_LETTER_TABLE, event_specs
+from schemas.contract import ATTR_EVENT_ID, ATTR_EVENT_TIME
 
 _log = logging.getLogger(__name__)
 
@@ -38,20 +38,25 @@ _log = logging.getLogger(__name__)
 class JobOutputs:
     """What build_pipeline returns, for tests and for later features."""
 
-    events: beam.PCollection        # (event_type, row), deduplicated, event-time stamped
+    events: beam.PCollection        # Accepted, deduplicated, event-time stamped
     dead_letters: beam.PCollection  # dead-letter rows (parse/validate + refused inserts)
+    conflicts: beam.PCollection     # conflicts-table rows
     files: beam.PCollection         # one record per window-pane file written
     too_late: beam.PCollection      # paths of files for events beyond allowed lateness
 
 
 def read_messages(pipeline: beam.Pipeline, opts: EcommerceOptions) -> beam.PCollection:
-    """The Pub/Sub edge. On Dataflow the service's connector dedups by
-    id_label and drives the watermark from the event-time attribute."""
+    """The Pub/Sub edge. By default nothing is asked of the producer's
+    attributes (the brief's producer sets none): the watermark follows publish
+    time and the job stamps each event with the event time of its body. Only
+    for producers that guarantee them: --pubsub_timestamp_attribute=on makes
+    Dataflow's watermark follow the event_time attribute, --pubsub_id_label=on
+    makes Dataflow dedup by the event_id attribute (see README)."""
     return pipeline | "ReadPubSub" >> beam.io.ReadFromPubSub(
         subscription=opts.subscription,
         with_attributes=True,
-        id_label=EVENT_ID_ATTR if opts.use_id_label() else None,
-        timestamp_attribute=EVENT_TIME_ATTR if opts.use_timestamp_attribute() else None,
+        id_label=ATTR_EVENT_ID if opts.pubsub_id_label == "on" else None,
+        timestamp_attribute=ATTR_EVENT_TIME if opts.pubsub_timestamp_attribute == "on" else None,
     )
 
 
@@ -64,16 +69,20 @@ def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, messages: be
     project = opts.table_project()
 
     parsed = messages | "ParseEvents" >> ParseEvents(opts.limits())
-    events = (parsed.events
-              | "DeduplicateByEventId" >> DeduplicateByEventId(opts.dedup_horizon_s))
+    deduped = parsed.events | "DeduplicateEvents" >> DeduplicateEvents(opts.dedup_memory_s, opts.dedup_buckets)
+    events = deduped.events
 
     refused = []
     if write_bigquery:
         refused.append(events
-                       | "ToTableRows" >> beam.Map(to_table_rows)
+                       | "ToTableRows" >> beam.Map(table_row_maker("stream"))
                        | "WriteEventTables" >> WriteToBigQueryTables(project, opts.dataset, opts.bq_batch_size))
+        refused.append(deduped.conflicts
+                       | "ToConflictRows" >> beam.Map(to_conflict_rows)
+                       | "WriteConflicts" >> WriteToBigQueryTables(project, opts.dataset, opts.bq_batch_size))
 
-    split = events | "SplitByLateness" >> SplitByLateness(opts.window_size_s, opts.allowed_lateness_s, clock=clock)
+    lines = events | "ToFileLines" >> beam.Map(to_typed_lines)
+    split = lines | "SplitByLateness" >> SplitByLateness(opts.window_size_s, opts.allowed_lateness_s, clock=clock)
     pane_files = split.in_time | "WindowedFiles" >> WindowedFiles(
         f"{opts.output_prefix.rstrip('/')}", opts.window_size_s, opts.allowed_lateness_s,
         opts.late_firing_delay_s, opts.num_file_shards, project,
@@ -86,7 +95,8 @@ def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, messages: be
              | "ToDeadLetterRows" >> beam.Map(to_dead_letter_rows)
              | "WriteDeadLetterTable" >> WriteToBigQueryTables(project, opts.dataset, opts.bq_batch_size,
                                                                 is_dead_letter_table=True))
-    return JobOutputs(events=events, dead_letters=dead_letters, files=pane_files, too_late=too_late)
+    return JobOutputs(events=events, dead_letters=dead_letters, conflicts=deduped.conflicts, files=pane_files,
+                      too_late=too_late)
 
 
 # -- preflight: resources exist before the job starts ---------------------------------------
@@ -110,7 +120,7 @@ def preflight(opts: EcommerceOptions) -> None:
     except Exception as exc:  # noqa: BLE001
         missing.append(f"cannot reach Pub/Sub to check {opts.subscription}: {type(exc).__name__}: {exc}"[:300])
     bq = bigquery_client(project)
-    for table in [spec.name for spec in event_specs().values()] + [DEAD_LETTER_TABLE]:
+    for table in [spec.name for spec in event_specs().values()] + [DEAD_LETTER_TABLE, CONFLICTS_TABLE]:
         try:
             bq.get_table(f"{project}.{opts.dataset}.{table}", timeout=10, retry=None)
         except gexc.NotFound:

@@ -39,9 +39,14 @@ class EcommerceOptions(PipelineOptions):
                             "producer delays three times over).")
         g.add_argument("--late_firing_delay_s", type=int, default=10,
                        help="Late events of one window arriving within this many seconds share one late pane/file.")
-        g.add_argument("--dedup_horizon_s", type=int, default=600,
-                       help="How long (event time) an event_id is remembered to drop duplicates. Must be at least "
-                            "window size + allowed lateness.")
+        g.add_argument("--dedup_memory_s", type=int, default=600,
+                       help="How long (processing time, from when the job first saw it) an event identity is "
+                            "remembered to drop duplicates and find conflicts: between this and twice this. "
+                            "Covers redeliveries, producer retries and replays; files and the *_dedup views "
+                            "stay exact beyond it.")
+        g.add_argument("--dedup_buckets", type=int, default=16384,
+                       help="Keys the dedup memory is spread over. Size it so that rate x 2 x --dedup_memory_s / "
+                            "buckets stays below about 100 (1,000,000 events/minute: 524288).")
         g.add_argument("--num_file_shards", type=int, default=1,
                        help="Files per window pane and event type (parallelism of the file write), 1..99.")
         g.add_argument("--max_message_bytes", type=int, default=256 * 1024,
@@ -51,13 +56,14 @@ class EcommerceOptions(PipelineOptions):
         g.add_argument("--max_future_skew_s", type=int, default=300,
                        help="Events stamped further in the future than this are dead-lettered.")
         g.add_argument("--bq_batch_size", type=int, default=500, help="Rows per insertAll request.")
-        g.add_argument("--pubsub_id_label", default="auto", choices=["auto", "on", "off"],
-                       help="Pass id_label=event_id to the Pub/Sub read (Dataflow dedups by it). auto: on for "
-                            "DataflowRunner; the DirectRunner does not implement it.")
-        g.add_argument("--pubsub_timestamp_attribute", default="auto", choices=["auto", "on", "off"],
-                       help="Pass timestamp_attribute=event_time to the Pub/Sub read so the watermark follows event "
-                            "time. auto: on for DataflowRunner; the DirectRunner's watermark is the wall clock anyway "
-                            "and its reader crashes on a malformed attribute.")
+        g.add_argument("--pubsub_id_label", default="off", choices=["on", "off"],
+                       help="on: Dataflow dedups messages by their event_id attribute (only for producers that "
+                            "always set it; the DirectRunner does not implement it). off (default): the job's own "
+                            "dedup by event identity does it.")
+        g.add_argument("--pubsub_timestamp_attribute", default="off", choices=["on", "off"],
+                       help="on: Dataflow's watermark follows the event_time attribute (only for producers that "
+                            "always set it: the connector fails every message without it). off (default): the "
+                            "watermark follows publish time and each event is stamped with its body's event time.")
         g.add_argument("--local_pull_max_messages", type=int, default=1000,
                        help="DirectRunner only: messages per Pub/Sub pull (Beam's own reader takes 10). "
                             "0 keeps Beam's behaviour. Ignored on Dataflow.")
@@ -88,13 +94,6 @@ class EcommerceOptions(PipelineOptions):
     def is_dataflow(self) -> bool:
         return (self.view_as(StandardOptions).runner or "").lower().endswith("dataflowrunner")
 
-    def use_id_label(self) -> bool:
-        return self.pubsub_id_label == "on" or (self.pubsub_id_label == "auto" and self.is_dataflow())
-
-    def use_timestamp_attribute(self) -> bool:
-        return (self.pubsub_timestamp_attribute == "on"
-                or (self.pubsub_timestamp_attribute == "auto" and self.is_dataflow()))
-
     # -- validation -------------------------------------------------------------
     def validate_all(self, require_source: bool = True) -> None:
         """Raise OptionsError naming the first bad option and how to fix it."""
@@ -123,10 +122,11 @@ class EcommerceOptions(PipelineOptions):
             problems.append("--allowed_lateness_s must be >= 0")
         if self.late_firing_delay_s < 0:
             problems.append("--late_firing_delay_s must be >= 0")
-        if self.dedup_horizon_s < self.window_size_s + self.allowed_lateness_s:
-            problems.append(f"--dedup_horizon_s {self.dedup_horizon_s} must be at least --window_size_s + "
-                            f"--allowed_lateness_s = {self.window_size_s + self.allowed_lateness_s}, or duplicates "
-                            "of late events would pass")
+        if self.dedup_memory_s < 60:
+            problems.append(f"--dedup_memory_s {self.dedup_memory_s} must be at least 60 (redeliveries come after "
+                            "the 60 s ack deadline)")
+        if not 1 <= self.dedup_buckets <= 1 << 24:
+            problems.append(f"--dedup_buckets {self.dedup_buckets} must be between 1 and 16777216")
         if not 1 <= self.num_file_shards <= 99:
             problems.append("--num_file_shards must be between 1 and 99 (it is two digits of the file name)")
         if not 1024 <= self.max_message_bytes <= 10 * 1024 * 1024:
@@ -142,6 +142,8 @@ class EcommerceOptions(PipelineOptions):
         if self.replay_from and self.is_dataflow():
             problems.append("--replay_from is for local runs; on Dataflow seek the subscription to a snapshot "
                             "(docs/operations.md)")
+        if self.pubsub_id_label == "on" and not self.is_dataflow():
+            problems.append("--pubsub_id_label=on works only on Dataflow (Beam's DirectRunner does not implement it)")
         if self.run_duration_s < 0:
             problems.append("--run_duration_s must be >= 0")
         if self.is_dataflow() and not self.view_as(StandardOptions).streaming:

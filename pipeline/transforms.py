@@ -1,9 +1,9 @@
 """Composite transforms of the job, each with its own parameters and metrics.
 
-    messages -> ParseEvents -> DeduplicateByEventId -> +-> event tables (BigQuery)
-                     |                                  +-> SplitByLateness -> WindowedFiles (GCS)
-                     v                                                      \\-> TooLateFiles (GCS)
-                dead letters (BigQuery)
+    messages -> ParseEvents -> DeduplicateEvents -+-> event tables (BigQuery)
+                     |              |              +-> SplitByLateness -> WindowedFiles (GCS)
+                     v              v                                  \\-> TooLateFiles (GCS)
+            dead letters    conflicts (BigQuery)
 
 Sources and sinks stay at the edges (`pipeline.job`); everything here is
 testable with TestStream and plain in-memory elements.
@@ -18,7 +18,7 @@ import typing
 from datetime import datetime, timezone
 
 import apache_beam as beam
-from apache_beam.coders import BooleanCoder
+from apache_beam.coders import FastPrimitivesCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import trigger as tr
 from apache_beam.transforms import userstate
@@ -26,17 +26,28 @@ from apache_beam.transforms.window import FixedWindows, TimestampedValue
 from apache_beam.utils.timestamp import Duration
 
 from pipeline import files
-from pipeline.validation import (Limits, Rejected, dead_letter_row, format_timestamp, parse_message,
-                                 parse_timestamp)
-from schemas import event_specs
+from pipeline.validation import Limits, Rejected, dead_letter_row, parse_message
+from schemas import CONFLICTS_TABLE, DEAD_LETTER_TABLE, event_specs
+from schemas.contract import (Canonical, bigquery_row, file_line, format_timestamp, identity_digest, insert_id,
+                              parse_timestamp)
 
 _log = logging.getLogger(__name__)
 DEAD_LETTER = "dead_letter"
+CONFLICTS = "conflicts"
 TOO_LATE = "too_late"
+_MAX_FIELD_COUNTERS = 50  # distinct unknown-field counters per worker: names come from producers
 
 
 def _counter(name: str, event_type: str | None = None):
     return Metrics.counter("events", f"{name}_{event_type}" if event_type else name)
+
+
+class Accepted(typing.NamedTuple):
+    """A valid event on its way through the job."""
+
+    event: Canonical
+    publish_time: datetime | None
+    ingest_time: datetime
 
 
 # -- 1. parse and validate --------------------------------------------------------------
@@ -55,34 +66,15 @@ def _unpack(message):
     return data, attributes, publish_time
 
 
-def event_row(event, ingest_time: datetime, source: str) -> dict:
-    """The row stored in BigQuery and in the files: envelope + payload, with
-    the payload's timestamps normalised to UTC."""
-    spec = event_specs()[event.event_type]
-    row = {
-        "event_id": event.event_id,
-        "event_time": format_timestamp(event.event_time),
-        "publish_time": format_timestamp(event.publish_time) if event.publish_time else None,
-        "ingest_time": format_timestamp(ingest_time),
-        "source": source,
-    }
-    for f in spec.payload_fields:
-        value = event.payload.get(f["name"])
-        if f.get("format") == "date-time" and value is not None:
-            value = format_timestamp(parse_timestamp(value))
-        row[f["name"]] = value
-    return row
-
-
 class _ParseFn(beam.DoFn):
-    def __init__(self, limits: Limits, source: str):
+    def __init__(self, limits: Limits):
         self.limits = limits
-        self.source = source
         self.read = _counter("read")
         self.invalid = _counter("invalid")
         self.lag = Metrics.distribution("events", "lag_ms")
-        self._per_type = {t: (_counter("valid", t), Metrics.distribution("events", f"lag_ms_{t}"))
-                          for t in event_specs()}
+        self._per_type = {t: (_counter("valid", t), Metrics.distribution("events", f"lag_ms_{t}"),
+                              _counter("with_unknown_fields", t)) for t in event_specs()}
+        self._field_counters: dict = {}
 
     def process(self, message):
         self.read.inc()
@@ -100,70 +92,138 @@ class _ParseFn(beam.DoFn):
             rejection = Rejected("parse", "internal_error", f"{type(exc).__name__}: {exc}"[:2000])
             yield beam.pvalue.TaggedOutput(DEAD_LETTER, dead_letter_row(rejection, data, attributes, publish_time, now))
             return
-        valid, lag = self._per_type[event.event_type]
+        valid, lag, with_unknown = self._per_type[event.event_type]
         valid.inc()
         lag_ms = int((now - event.event_time).total_seconds() * 1000)
         self.lag.update(lag_ms)
         lag.update(lag_ms)
-        row = event_row(event, now, self.source)
+        if event.unknown_fields:
+            with_unknown.inc()
+            self._count_unknown(event)
         # Event time comes from the payload, never from arrival.
-        yield TimestampedValue((event.event_id, (event.event_type, row)), event.timestamp)
+        yield TimestampedValue(Accepted(event, publish_time, now), event.event_time.timestamp())
+
+    def _count_unknown(self, event: Canonical) -> None:
+        """One counter per (type, unknown field path): what producers send
+        that the schema does not know yet. Capped, since producers name them."""
+        for path in event.unknown_fields:
+            key = (event.event_type, path)
+            counter = self._field_counters.get(key)
+            if counter is None:
+                name = path if len(self._field_counters) < _MAX_FIELD_COUNTERS else "other"
+                counter = self._field_counters[key] = Metrics.counter(
+                    "schema", f"unknown_field_{event.event_type}_{name}"[:200])
+            counter.inc()
 
 
 class ParseEvents(beam.PTransform):
-    """Messages -> {'events': (event_id, (event_type, row)) stamped with event
-    time, 'dead_letter': dead-letter rows}."""
+    """Messages -> {'events': Accepted stamped with event time,
+    'dead_letter': dead-letter rows}."""
 
-    def __init__(self, limits: Limits = Limits(), source: str = "stream"):
+    def __init__(self, limits: Limits = Limits()):
         super().__init__()
-        self.limits, self.source = limits, source
+        self.limits = limits
 
     def expand(self, messages):
-        return messages | "ParseAndValidate" >> beam.ParDo(_ParseFn(self.limits, self.source)).with_outputs(
+        return messages | "ParseAndValidate" >> beam.ParDo(_ParseFn(self.limits)).with_outputs(
             DEAD_LETTER, main="events")
 
 
-# -- 2. dedup by event id -------------------------------------------------------------------
+# -- 2. dedup and conflicts by identity -------------------------------------------------------
+def conflict_row(accepted: Accepted, accepted_hash: str, stage: str, detected_at: datetime) -> dict:
+    """The conflicts table row for a copy whose identity was accepted with
+    another content (schemas/tables/conflicts.avsc)."""
+    import orjson
+
+    event = accepted.event
+    conflict_id = hashlib.sha256(
+        f"{event.event_type}\x00{event.event_id}\x00{event.content_hash}".encode()).hexdigest()[:40]
+    return {
+        "conflict_id": conflict_id,
+        "detected_at": format_timestamp(detected_at),
+        "stage": stage,
+        "event_type": event.event_type,
+        "event_id": event.event_id,
+        "event_time": format_timestamp(event.event_time),
+        "accepted_content_hash": accepted_hash,
+        "conflicting_content_hash": event.content_hash,
+        "publish_time": format_timestamp(accepted.publish_time) if accepted.publish_time else None,
+        "payload": orjson.dumps(file_line(event)).decode(),
+    }
+
+
 class _DedupFn(beam.DoFn):
-    """First copy of each event_id passes; later copies are counted and
-    dropped. The memory of an id expires `horizon` after its event time (an
-    event-time timer), so state stays bounded."""
+    """Remembers each identity with the hash of its accepted content.
 
-    SEEN = userstate.ReadModifyWriteStateSpec("seen", BooleanCoder())
-    EXPIRY = userstate.TimerSpec("expiry", userstate.TimeDomain.WATERMARK)
+    Keyed by a bucket of the identity digest, not by the identity: the memory
+    of a bucket is two generations of `memory_s` seconds of processing time
+    (the current one and the one before), rotated lazily when the bucket is
+    next touched. An identity is therefore remembered for at least
+    `memory_s` and at most 2 x `memory_s` after the job first saw it, however
+    late its event time, and no timer is ever set: a per-event timer costs
+    about 43 us on the FnApiRunner and the DirectRunner scans every pending
+    timer on each bundle. State per bucket stays small when `buckets` is
+    sized for the rate (about rate x 2 x memory_s / buckets entries).
 
-    def __init__(self, horizon_s: int):
-        self.horizon = Duration(seconds=horizon_s)
-        self.duplicates = _counter("duplicates")
-        self._per_type = {t: _counter("duplicates", t) for t in event_specs()}
+    A copy with the remembered hash is a duplicate (counted, dropped); one
+    with another hash is a conflict (the first stays accepted; the copy goes
+    to the conflicts output with both hashes)."""
 
-    def process(self, element, timestamp=beam.DoFn.TimestampParam,
-                seen=beam.DoFn.StateParam(SEEN), expiry=beam.DoFn.TimerParam(EXPIRY)):
-        _, typed_row = element
-        if seen.read():
-            self.duplicates.inc()
-            self._per_type[typed_row[0]].inc()
-            return
-        seen.write(True)
-        expiry.set(timestamp + self.horizon)
-        yield typed_row
+    MEMORY = userstate.ReadModifyWriteStateSpec("memory", FastPrimitivesCoder())
 
-    @userstate.on_timer(EXPIRY)
-    def expire(self, seen=beam.DoFn.StateParam(SEEN)):
-        seen.clear()
+    def __init__(self, memory_s: int, clock=time.time):
+        self.memory_s = memory_s
+        self.clock = clock
+        self._duplicates = {t: _counter("duplicates", t) for t in event_specs()}
+        self._conflicts = {t: _counter("conflicts", t) for t in event_specs()}
+
+    def process(self, element, memory=beam.DoFn.StateParam(MEMORY)):
+        _, (digest, accepted) = element
+        generation = int(self.clock() // self.memory_s)
+        state = memory.read()
+        rotated = state is None or state[0] != generation
+        if state is None or state[0] < generation - 1:
+            state = (generation, {}, {})
+        elif state[0] == generation - 1:
+            state = (generation, {}, state[1])  # rotate: the current generation becomes the previous
+        _, current, previous = state
+        event = accepted.event
+        seen = current.get(digest) or previous.get(digest)
+        if seen is None:
+            current[digest] = event.content_hash
+            memory.write(state)
+            yield accepted
+        elif seen == event.content_hash:
+            self._duplicates[event.event_type].inc()
+            if rotated:  # keep the rotation
+                memory.write(state)
+        else:
+            self._conflicts[event.event_type].inc()
+            memory.write(state)
+            yield beam.pvalue.TaggedOutput(CONFLICTS, conflict_row(accepted, seen, "dedup",
+                                                                    datetime.now(timezone.utc)))
 
 
-class DeduplicateByEventId(beam.PTransform):
-    """(event_id, value) -> value, one per event_id within the horizon."""
+class DeduplicateEvents(beam.PTransform):
+    """Accepted -> {'events': first copy of each identity, 'conflicts':
+    conflicts-table rows}; duplicates are counted and dropped."""
 
-    def __init__(self, horizon_s: int):
+    def __init__(self, memory_s: int, buckets: int = 16384, clock=time.time):
         super().__init__()
-        self.horizon_s = horizon_s
+        self.memory_s, self.buckets, self.clock = memory_s, buckets, clock
 
-    def expand(self, keyed):
-        # A str key type gives the state a deterministic key coder.
-        return keyed | "DropDuplicateIds" >> beam.ParDo(_DedupFn(self.horizon_s)).with_input_types(
-            typing.Tuple[str, typing.Any])
+    def expand(self, accepted):
+        buckets = self.buckets
+
+        def by_bucket(acc: Accepted):
+            digest = identity_digest(acc.event.event_type, acc.event.event_id)
+            return int.from_bytes(digest[:4], "big") % buckets, (digest, acc)
+
+        return (accepted
+                | "KeyByIdentityBucket" >> beam.Map(by_bucket).with_output_types(
+                    typing.Tuple[int, typing.Tuple[bytes, typing.Any]])
+                | "RememberIdentities" >> beam.ParDo(_DedupFn(self.memory_s, self.clock)).with_outputs(
+                    CONFLICTS, main="events"))
 
 
 # -- 3. lateness routing ------------------------------------------------------------------------
@@ -297,12 +357,28 @@ class TooLateFiles(beam.PTransform):
         return typed_rows | "WriteTooLateFile" >> beam.ParDo(_WriteTooLateFn(self.prefix, self.project))
 
 
-# -- helpers for the BigQuery edge ------------------------------------------------------------------
-def to_table_rows(typed_row):
-    event_type, row = typed_row
-    return event_specs()[event_type].name, row, row["event_id"]
+# -- helpers for the edges -----------------------------------------------------------------------------
+def to_typed_lines(accepted: Accepted):
+    """(event_type, file line) for the file branch."""
+    return accepted.event.event_type, file_line(accepted.event)
+
+
+def table_row_maker(source: str):
+    """Accepted -> (table, row, insertId) for the event tables."""
+
+    def to_table_row(accepted: Accepted):
+        event = accepted.event
+        return (event_specs()[event.event_type].name,
+                bigquery_row(event, accepted.publish_time, accepted.ingest_time, source),
+                insert_id(event.event_type, event.event_id))
+
+    return to_table_row
 
 
 def to_dead_letter_rows(row):
-    return "dead_letter", row, row["dead_letter_id"]
+    return DEAD_LETTER_TABLE, row, row["dead_letter_id"]
+
+
+def to_conflict_rows(row):
+    return CONFLICTS_TABLE, row, row["conflict_id"]
 

@@ -20,6 +20,8 @@ import orjson
 
 from pipeline.files import list_files, read_file
 from pipeline.provision import substitute
+from schemas import event_specs
+from schemas.contract import stored_content_hash
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql" / "reconcile"
 _PATH_RE = re.compile(
@@ -120,13 +122,18 @@ def scan_files(prefix: str, project: str | None, wanted_ids: set[str] | None = N
     return inv
 
 
+def _good(ledger: list[dict]) -> list[dict]:
+    """Ledger rows the event tables and files must hold: valid, first copies."""
+    return [r for r in ledger if not r["malformed"] and not r.get("conflict")]
+
+
 def files_checks(ledger: list[dict], inv: FileInventory, per_minute_rows: list[dict],
                  after_replay: bool = False) -> list[CheckResult]:
     """GCS versions of checks 1, 3, 4 and 5, from the ledger and the files.
     `after_replay`: a crash recovery replayed the subscription, so an event
     may sit in two pane files of its own minute folder; that is reported, not
     failed (per-minute counts are of distinct events either way)."""
-    good = [r for r in ledger if not r["malformed"]]
+    good = _good(ledger)
     missing = [r for r in good if r["event_id"] not in inv.locations]
     dupes = {e: locs for e, locs in inv.locations.items() if len(locs) > 1}
     misplaced = []
@@ -168,8 +175,36 @@ def files_checks(ledger: list[dict], inv: FileInventory, per_minute_rows: list[d
     ]
 
 
+def content_check(client, project: str, dataset: str, ledger: list[dict]) -> CheckResult:
+    """Content fidelity: the content hash recomputed from every stored column
+    of each event's row in the dedup views (schemas.contract) equals the hash
+    of what the producer published. A value changed on the way (rounding, a
+    time zone, a truncated string) fails here even if the ids all match."""
+    from google.cloud import bigquery
+
+    expected = {(r["event_type"], r["event_id"]): r["content_hash"] for r in _good(ledger)}
+    rows = []
+    for event_type, spec in event_specs().items():
+        ids = sorted(i for t, i in expected if t == event_type)
+        if not ids:
+            continue
+        sql = f"SELECT * FROM `{project}.{dataset}.{spec.name}_dedup` WHERE event_id IN UNNEST(@ids)"
+        config = bigquery.QueryJobConfig(query_parameters=[bigquery.ArrayQueryParameter("ids", "STRING", ids)])
+        mismatched = []
+        checked = 0
+        for row in client.query(sql, job_config=config).result(timeout=300):
+            row = dict(row.items())
+            checked += 1
+            if stored_content_hash(event_type, row) != expected[(event_type, row["event_id"])]:
+                mismatched.append(row["event_id"])
+        rows.append({"event_type": event_type, "checked": checked, "failures": len(mismatched),
+                     "sample_changed_ids": mismatched[:5]})
+    return CheckResult("content", "8. Content: every stored value as the producer published it", rows)
+
+
 def ledger_rows(client, project: str, dataset: str, scope: Scope) -> list[dict]:
-    sql = (f"SELECT event_id, event_type, event_time, intended_delay_s, malformed, too_late, copies "
+    sql = (f"SELECT event_id, event_type, event_time, content_hash, intended_delay_s, malformed, far_late, conflict, "
+           f"copies "
            f"FROM `{project}.{dataset}.producer_ledger` WHERE (@run_id = '' OR run_id = @run_id) "
            f"AND event_time >= @start AND event_time < @end")
     rows = client.query(sql, job_config=_scope_config(scope)).result()
@@ -192,24 +227,26 @@ def run_all(client, project: str, dataset: str, output_prefix: str | None, scope
                        run_sql(client, "05_late_events.sql", project, dataset, scope))
     malformed = CheckResult("malformed", "6. Malformed messages in the dead-letter table with a reason",
                             run_sql(client, "06_malformed.sql", project, dataset, scope))
-    lag = run_sql(client, "07_lag.sql", project, dataset, scope)
+    conflicts = CheckResult("conflicts", "7. Conflicting copies in the conflicts table, the first copy kept",
+                            run_sql(client, "07_conflicts.sql", project, dataset, scope))
+    lag = run_sql(client, "lag.sql", project, dataset, scope)
     ledger = ledger_rows(client, project, dataset, scope)
     if output_prefix:
         inv = scan_files(output_prefix, project, {r["event_id"] for r in ledger})
         results.extend(files_checks(ledger, inv, per_minute, after_replay))
     else:
         results.append(CheckResult("per_minute", "4. Per minute and type: producer = BigQuery", per_minute))
-    results.extend([late, malformed])
+    results.extend([late, malformed, conflicts, content_check(client, project, dataset, ledger)])
     # An empty scope proves nothing: a wrong run id or an unloaded ledger fails.
     results.insert(0, CheckResult("scope", "0. The ledger has events in scope",
                                   [{"ledger_events": len(ledger), "failures": int(len(ledger) == 0)}]))
     return {"results": results, "lag": lag, "ledger_events": len(ledger),
             "ledger_malformed": sum(1 for r in ledger if r["malformed"]),
             "ledger_duplicated": sum(1 for r in ledger if r["copies"] > 1),
-            # Late counts are about well-formed events (malformed ones go to dead letters).
-            "ledger_late": sum(1 for r in ledger if r["intended_delay_s"] > 0 and not r["too_late"]
-                               and not r["malformed"]),
-            "ledger_too_late": sum(1 for r in ledger if r["too_late"] and not r["malformed"])}
+            "ledger_conflicts": sum(1 for r in ledger if r["conflict"]),
+            # Late counts are about valid first copies (malformed ones go to dead letters).
+            "ledger_late": sum(1 for r in _good(ledger) if r["intended_delay_s"] > 0 and not r["far_late"]),
+            "ledger_far_late": sum(1 for r in _good(ledger) if r["far_late"])}
 
 
 def wait_until_passed(client, project: str, dataset: str, output_prefix: str | None, scope: Scope,

@@ -14,7 +14,8 @@ def print_results(outcome: dict, console: Console | None = None) -> bool:
     console = console or Console(width=160)
     console.print(f"ledger: {outcome['ledger_events']} events, {outcome['ledger_malformed']} malformed, "
                   f"{outcome['ledger_duplicated']} published more than once, {outcome['ledger_late']} late, "
-                  f"{outcome['ledger_too_late']} beyond the allowed lateness")
+                  f"{outcome['ledger_far_late']} beyond the allowed lateness, {outcome['ledger_conflicts']} conflicting "
+                  "copies")
     summary = Table(title="Reconciliation", show_lines=False)
     summary.add_column("check")
     summary.add_column("result")
@@ -48,7 +49,7 @@ def write_json(outcome: dict, path: Path, scope) -> Path:
         "scope": {"run_id": scope.run_id, "start": scope.start.isoformat(), "end": scope.end.isoformat()},
         "passed": all(r.passed for r in outcome["results"]),
         "ledger": {k: outcome[k] for k in ("ledger_events", "ledger_malformed", "ledger_duplicated",
-                                            "ledger_late", "ledger_too_late")},
+                                            "ledger_late", "ledger_far_late", "ledger_conflicts")},
         "checks": [{"name": r.name, "title": r.title, "passed": r.passed, "failures": r.failures, "rows": r.rows,
                     "notes": r.notes} for r in outcome["results"]],
     }
@@ -112,13 +113,13 @@ def write_png(outcome: dict, path: Path) -> Path:
     # What the faults became.
     ax = axes[2]
     dup = next((r for r in outcome["results"] if r.name == "duplicates"), None)
-    absorbed = sum(int(r.get("producer_duplicates_absorbed") or 0) for r in dup.rows) if dup else 0
+    absorbed = sum(int(r.get("published_more_than_once") or 0) for r in dup.rows) if dup else 0
     raw_extra = sum(int(r.get("raw_extra_rows") or 0) for r in dup.rows) if dup else 0
     mal = next((r for r in outcome["results"] if r.name == "malformed"), None)
     dead = sum(int(r.get("dead_lettered") or 0) for r in mal.rows) if mal else 0
     labels = ["duplicates\npublished", "duplicates\nin raw tables", "late\npublished", "beyond\nlateness",
               "malformed\npublished", "dead-\nlettered"]
-    values = [outcome["ledger_duplicated"], raw_extra, outcome["ledger_late"], outcome["ledger_too_late"],
+    values = [outcome["ledger_duplicated"], raw_extra, outcome["ledger_late"], outcome["ledger_far_late"],
               outcome["ledger_malformed"], dead]
     bars = ax.bar(labels, values, color=["#4c72b0", "#dd8452", "#55a868", "#8172b3", "#c44e52", "#937860"])
     for bar, value in zip(bars, values):

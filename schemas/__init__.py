@@ -4,17 +4,21 @@ The `.avsc` files in this package are Avro record schemas. Avro (checked with
 fastavro) gives the structure and types; a few extra keys that Avro ignores
 carry the rest of what this project needs to know about a field or a table:
 
-* ``format``: ``date-time`` (RFC 3339 with a zone; BigQuery TIMESTAMP) or
-  ``ip-address``;
-* ``minimum`` / ``maximum`` for numbers, ``maxLength`` for strings,
-  ``maxItems`` for arrays;
-* ``bq_type`` to override the BigQuery type (money is NUMERIC);
-* on the record: ``event_type``, ``event_time_field`` and a ``bigquery`` block
-  (table name, partitioning column, clustering, description).
+* ``format``: ``date-time`` (RFC 3339; BigQuery TIMESTAMP);
+* ``minimum`` / ``maximum`` for numbers (only where the brief sets a range),
+  ``minLength`` for identity fields;
+* ``bq_type`` to override the BigQuery type (money is NUMERIC, extra is JSON);
+* ``extension``: a field the project adds to the brief's event (optional);
+* on an event record: ``event_type``, ``event_time_fields`` (the first one
+  present is the event time), ``identity`` (fields that identify an event, or
+  ``content``) and a ``bigquery`` block (table, clustering, description).
 
-From these files come the validation (`pipeline.validation`), the BigQuery
-table schemas used by provisioning, and the committed DDL in `ddl/tables/`
-(`python -m schemas.ddl --check` proves they agree).
+From these files come the contract (`schemas.contract`: validation, canonical
+form, identity, rows and file lines), the BigQuery table schemas used by
+provisioning, and the committed DDL in `ddl/tables/` (`python -m schemas.ddl
+--check` proves they agree). `schemas/released/` holds the last released
+version of each event schema; `python -m schemas.compat --check` refuses an
+incompatible change.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ class TableSpec:
     clustering: tuple[str, ...]
     description: str
     event_type: str | None = None
-    event_time_field: str | None = None
+    event_time_fields: tuple[str, ...] = ()
 
     @property
     def payload_fields(self) -> list[dict]:
@@ -58,8 +62,8 @@ def _load(path: Path) -> dict:
 def _strip_annotations(schema):
     """Return the schema without the project's extra keys (fastavro ignores
     most unknown keys, but keeping the parsed schema pure Avro is cheap)."""
-    extra = {"format", "minimum", "maximum", "maxLength", "maxItems", "bq_type",
-             "event_type", "event_time_field", "bigquery"}
+    extra = {"format", "minimum", "maximum", "minLength", "bq_type", "extension",
+             "event_type", "event_time_fields", "identity", "bigquery"}
     if isinstance(schema, dict):
         return {k: _strip_annotations(v) for k, v in schema.items() if k not in extra}
     if isinstance(schema, list):
@@ -72,22 +76,26 @@ def envelope_fields() -> tuple[dict, ...]:
     return tuple(_load(SCHEMA_DIR / "tables" / "event_envelope.avsc")["fields"])
 
 
+def event_spec_from(avro: dict) -> TableSpec:
+    bq = avro["bigquery"]
+    return TableSpec(
+        name=bq["table"],
+        avro=avro,
+        partition_field="event_time",
+        clustering=tuple(bq["clustering"]),
+        description=bq["description"],
+        event_type=avro["event_type"],
+        event_time_fields=tuple(avro["event_time_fields"]),
+    )
+
+
 @functools.lru_cache(maxsize=None)
 def event_specs() -> dict[str, TableSpec]:
     """Event type name -> its table spec, in a stable order."""
     specs = {}
     for path in sorted((SCHEMA_DIR / "events").glob("*.avsc")):
         avro = _load(path)
-        bq = avro["bigquery"]
-        specs[avro["event_type"]] = TableSpec(
-            name=bq["table"],
-            avro=avro,
-            partition_field="event_time",
-            clustering=tuple(bq["clustering"]),
-            description=bq["description"],
-            event_type=avro["event_type"],
-            event_time_field=avro["event_time_field"],
-        )
+        specs[avro["event_type"]] = event_spec_from(avro)
     return specs
 
 
@@ -122,4 +130,5 @@ def table_columns(spec: TableSpec) -> list[dict]:
 
 
 DEAD_LETTER_TABLE = "dead_letter"
+CONFLICTS_TABLE = "conflicts"
 LEDGER_TABLE = "producer_ledger"

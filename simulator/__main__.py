@@ -1,12 +1,16 @@
 """python -m simulator: publish e-commerce events to Pub/Sub in real time.
 
-Examples:
-    python -m simulator --project local-project --topic events --duration 120
-    python -m simulator --project local-project --topic events --rate 500 --count 20000 --seed 7 \\
-        --too-late-fraction 0.01 --load-ledger-dataset ecommerce
+Messages follow the brief (seed 004): the JSON body alone with event_type
+inside, uuid ids, no Pub/Sub attributes (--attributes adds the optional
+event_type / event_id / event_time hints).
 
-Every logical event is recorded in the ledger (JSONL, one line per published
-copy); --load-ledger-dataset also loads it into BigQuery's producer_ledger.
+Examples:
+    python -m simulator --project local-project --duration 120
+    python -m simulator --project local-project --rate 500 --count 20000 --seed 7 \\
+        --far-late-fraction 0.01 --load-ledger-dataset ecommerce
+
+Every published copy is recorded in the ledger (JSONL, one line per copy);
+--load-ledger-dataset also loads it into BigQuery's producer_ledger.
 Ctrl-C stops generating and publishes everything still held back.
 """
 
@@ -22,6 +26,7 @@ from pathlib import Path
 
 from simulator.faults import FaultConfig
 from simulator.ledger import LedgerWriter, load_to_bigquery
+from schemas.contract import TOPIC
 from simulator.runner import DEFAULT_MIX, Simulator
 
 
@@ -43,25 +48,33 @@ def parse_mix(text: str) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m simulator", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--project", required=True)
-    p.add_argument("--topic", default="events")
+    p.add_argument("--project", required=True, help="GCP project of the topic (local-project on the emulator)")
+    p.add_argument("--topic", default=TOPIC, help=f"Pub/Sub topic (default: the brief's {TOPIC})")
     p.add_argument("--rate", type=float, default=1.0, help="events per second (default 1)")
     stop = p.add_mutually_exclusive_group()
     stop.add_argument("--duration", type=float, help="seconds of generation (default 60 when no --count)")
     stop.add_argument("--count", type=int, help="number of logical events to generate")
-    p.add_argument("--mix", type=parse_mix, default=dict(DEFAULT_MIX), help="e.g. order=0.3,inventory=0.3,user_activity=0.4")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mix", type=parse_mix, default=dict(DEFAULT_MIX),
+                   help="event type weights, e.g. order=0.3,inventory=0.3,user_activity=0.4")
+    p.add_argument("--seed", type=int, default=0, help="seeds the catalogue and the faults (ids are always new)")
     p.add_argument("--run-id", default=None, help="ledger run id (default: a new uuid)")
     p.add_argument("--ledger", type=Path, default=None, help="ledger JSONL path (default .local/ledger/<run>.jsonl)")
-    p.add_argument("--late-fraction", type=float, default=0.10)
-    p.add_argument("--late-min", type=float, default=30.0)
-    p.add_argument("--late-max", type=float, default=60.0)
-    p.add_argument("--duplicate-fraction", type=float, default=0.03)
-    p.add_argument("--malformed-fraction", type=float, default=0.02)
-    p.add_argument("--no-id-fraction", type=float, default=0.01, help="messages published without event_id")
-    p.add_argument("--too-late-fraction", type=float, default=0.0,
+    p.add_argument("--attributes", action="store_true",
+                   help="also publish the optional attributes event_type, event_id (a uuid per event) and event_time")
+    p.add_argument("--strict-brief", action="store_true",
+                   help="publish only the brief's fields (no updated_at, no metadata.product_id extensions)")
+    p.add_argument("--late-fraction", type=float, default=0.10, help="events published 30-60 s late")
+    p.add_argument("--late-min", type=float, default=30.0, help="shortest delay of a late event, seconds")
+    p.add_argument("--late-max", type=float, default=60.0, help="longest delay of a late event, seconds")
+    p.add_argument("--duplicate-fraction", type=float, default=0.03, help="events published twice")
+    p.add_argument("--conflict-fraction", type=float, default=0.01,
+                   help="events followed by a copy with the same identity and another content")
+    p.add_argument("--malformed-fraction", type=float, default=0.02, help="malformed messages")
+    p.add_argument("--extra-field-fraction", type=float, default=0.02,
+                   help="valid events carrying a field the schema does not know (schema evolution)")
+    p.add_argument("--far-late-fraction", type=float, default=0.0,
                    help="events back-dated beyond the job's allowed lateness")
-    p.add_argument("--too-late-delay", type=float, default=330.0)
+    p.add_argument("--far-late-delay", type=float, default=330.0, help="how far back, seconds (plus up to 30)")
     p.add_argument("--time-scale", type=float, default=1.0, help="<1 speeds up order lifecycles")
     p.add_argument("--load-ledger-dataset", default=None, help="load the ledger into <dataset>.producer_ledger at the end")
     p.add_argument("--quiet", action="store_true")
@@ -75,9 +88,10 @@ def main(argv=None) -> int:
         print("error: --rate must be positive", file=sys.stderr)
         return 2
     faults = FaultConfig(late_fraction=args.late_fraction, late_min_s=args.late_min, late_max_s=args.late_max,
-                         duplicate_fraction=args.duplicate_fraction, malformed_fraction=args.malformed_fraction,
-                         no_id_fraction=args.no_id_fraction, too_late_fraction=args.too_late_fraction,
-                         too_late_delay_s=args.too_late_delay)
+                         duplicate_fraction=args.duplicate_fraction, conflict_fraction=args.conflict_fraction,
+                         malformed_fraction=args.malformed_fraction, extra_field_fraction=args.extra_field_fraction,
+                         far_late_fraction=args.far_late_fraction, far_late_delay_s=args.far_late_delay,
+                         attributes=args.attributes)
     try:
         faults.validate()
     except ValueError as err:
@@ -93,7 +107,7 @@ def main(argv=None) -> int:
     topic_path = publisher.topic_path(args.project, args.topic)
     ledger = LedgerWriter(ledger_path)
     sim = Simulator(publisher, topic_path, ledger, run_id, rate=args.rate, mix=args.mix, faults=faults,
-                    seed=args.seed, time_scale=args.time_scale)
+                    seed=args.seed, time_scale=args.time_scale, strict_brief=args.strict_brief)
 
     interrupted = []
 

@@ -1,23 +1,36 @@
-"""Faults on purpose: delays, duplicates, malformed messages, missing ids.
+"""Faults on purpose: delays, duplicates, conflicts, malformed messages,
+fields the schema does not know yet, and events later than the job's allowed
+lateness.
 
 `plan()` turns one generated event into the messages to publish and when,
-plus the ledger facts about it. Pure and seeded, so it is unit-tested.
+plus the ledger facts about each distinct message body. Messages follow the
+brief (seed 004): the JSON body alone, `event_type` inside it, no Pub/Sub
+attributes; `attributes=True` adds the optional hints (event_type, event_id,
+event_time). Identity and content hash come from the contract
+(`schemas.contract`), exactly as the pipeline computes them. Pure and seeded,
+so it is unit-tested.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import random
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import orjson
 
-from pipeline.validation import (EVENT_ID_ATTR, EVENT_TIME_ATTR, EVENT_TYPE_ATTR, derived_event_id,
-                                 format_timestamp)
+from schemas.contract import (ATTR_EVENT_ID, ATTR_EVENT_TIME, ATTR_EVENT_TYPE, BODY_EVENT_TYPE, canonicalize,
+                              format_timestamp)
 from simulator.world import Generated
 
-MALFORMED_KINDS = ["invalid_json", "missing_field", "wrong_type", "bad_enum", "bad_timestamp",
-                   "unknown_event_type", "not_utf8", "oversized", "not_an_object", "unknown_field"]
+MALFORMED_KINDS = ["invalid_json", "missing_field", "wrong_type", "bad_enum", "bad_timestamp", "unknown_event_type",
+                   "missing_event_type", "not_utf8", "oversized", "not_an_object", "out_of_range", "does_not_fit"]
+# Fields a newer producer might add (schema evolution): valid events, kept in `extra`.
+EXTRA_FIELDS = {"order": [("coupon_code", "SPRING25"), ("shipping_address.zip", "10115")],
+                "inventory": [("batch", "B-7")],
+                "user_activity": [("metadata.referrer", "newsletter"), ("locale", "de-DE")]}
 
 
 @dataclass
@@ -27,20 +40,22 @@ class FaultConfig:
     late_max_s: float = 60.0
     duplicate_fraction: float = 0.03
     duplicate_max_gap_s: float = 30.0  # copies may land in another window or pane
+    conflict_fraction: float = 0.01
     malformed_fraction: float = 0.02
-    no_id_fraction: float = 0.01
-    too_late_fraction: float = 0.0
-    too_late_delay_s: float = 330.0  # beyond the job's default window + allowed lateness + margin
+    extra_field_fraction: float = 0.02
+    far_late_fraction: float = 0.0
+    far_late_delay_s: float = 330.0  # beyond the job's default allowed lateness
     oversized_bytes: int = 300 * 1024
+    attributes: bool = False  # publish the optional event_type / event_id / event_time attributes
 
     def validate(self) -> None:
-        for name in ("late_fraction", "duplicate_fraction", "malformed_fraction", "no_id_fraction",
-                     "too_late_fraction"):
+        for name in ("late_fraction", "duplicate_fraction", "conflict_fraction", "malformed_fraction",
+                     "extra_field_fraction", "far_late_fraction"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be between 0 and 1, got {value}")
-        if self.late_fraction + self.too_late_fraction > 1:
-            raise ValueError("--late-fraction + --too-late-fraction must not exceed 1")
+        if self.late_fraction + self.far_late_fraction > 1:
+            raise ValueError("--late-fraction + --far-late-fraction must not exceed 1")
         if not 0 <= self.late_min_s <= self.late_max_s:
             raise ValueError("--late-min must be >= 0 and <= --late-max")
 
@@ -54,45 +69,76 @@ class Message:
 
 @dataclass
 class Plan:
-    event_id: str
+    """One distinct message body and its copies, as the ledger records it."""
+
     event_type: str
     event_time: str
     messages: list[Message]
     intended_delay_s: float
+    payload_sha256: str
+    event_id: str | None = None       # the identity the pipeline computes (None: malformed, no identity)
+    content_hash: str | None = None
     malformed: bool = False
     malformed_kind: str | None = None
-    too_late: bool = False
-    extra: dict = field(default_factory=dict)
+    far_late: bool = False
+    conflict: bool = False
+    extra_fields: list[str] = field(default_factory=list)
 
 
-def _malform(kind: str, gen: Generated, attributes: dict, cfg: FaultConfig, rng: random.Random) -> tuple[bytes, dict]:
-    payload = copy.deepcopy(gen.payload)
-    attrs = dict(attributes)
-    time_field = {"order": "updated_at"}.get(gen.event_type, "timestamp")
+def _set_path(payload: dict, dotted: str, value) -> None:
+    *parents, leaf = dotted.split(".")
+    target = payload
+    for name in parents:
+        target = target[name]
+    target[leaf] = value
+
+
+def _body(gen: Generated, payload: dict) -> dict:
+    """The brief's message: event_type first, then the payload."""
+    return {BODY_EVENT_TYPE: gen.event_type, **payload}
+
+
+def _malform(kind: str, gen: Generated, body: dict, cfg: FaultConfig, rng: random.Random) -> bytes:
+    body = copy.deepcopy(body)
+    time_field = "order_date" if gen.event_type == "order" else "timestamp"
     if kind == "invalid_json":
-        text = orjson.dumps(payload)
-        return text[: max(1, len(text) // 2)], attrs
+        text = orjson.dumps(body)
+        return text[: max(1, len(text) // 2)]
     if kind == "missing_field":
-        payload.pop(rng.choice(sorted(payload)))
+        body.pop(rng.choice(sorted(k for k in body if k not in (BODY_EVENT_TYPE, "updated_at"))))
     elif kind == "wrong_type":
         key = {"order": "total_amount", "inventory": "quantity_change", "user_activity": "metadata"}[gen.event_type]
-        payload[key] = "not-a-number" if key != "metadata" else ["not", "a", "record"]
+        body[key] = "not-a-number" if key != "metadata" else ["not", "a", "record"]
     elif kind == "bad_enum":
         key = {"order": "status", "inventory": "reason", "user_activity": "activity_type"}[gen.event_type]
-        payload[key] = "teleported"
+        body[key] = "teleported"
     elif kind == "bad_timestamp":
-        payload[time_field] = "31/02/2025 25:61"
+        body[time_field] = "31/02/2025 25:61"
+        body.pop("updated_at", None)
     elif kind == "unknown_event_type":
-        attrs[EVENT_TYPE_ATTR] = "refund"
+        body[BODY_EVENT_TYPE] = "refund"
+    elif kind == "missing_event_type":
+        body.pop(BODY_EVENT_TYPE)
     elif kind == "not_utf8":
-        return b"\xff\xfe\x00" + orjson.dumps(payload)[:40], attrs
+        return b"\xff\xfe\x00" + orjson.dumps(body)[:40]
     elif kind == "oversized":
-        payload["padding"] = "x" * cfg.oversized_bytes
+        body["padding"] = "x" * cfg.oversized_bytes
     elif kind == "not_an_object":
-        return orjson.dumps([payload]), attrs
-    elif kind == "unknown_field":
-        payload["coupon_code"] = "SPRING25"
-    return orjson.dumps(payload), attrs
+        return orjson.dumps([body])
+    elif kind == "out_of_range":  # outside the brief's range, or a date that does not exist
+        if gen.event_type == "inventory":
+            body["quantity_change"] = 150
+        else:
+            body[time_field] = "2025-02-30T10:00:00Z"
+            body.pop("updated_at", None)
+    elif kind == "does_not_fit":  # valid JSON numbers that no BigQuery column can hold
+        if gen.event_type == "order":
+            body["total_amount"] = 1e30
+        elif gen.event_type == "inventory":
+            body["quantity_change"] = 2 ** 63
+        else:
+            body["metadata"] = dict(body["metadata"], platform=None)
+    return orjson.dumps(body)
 
 
 def _backdate(gen: Generated, seconds: float) -> Generated:
@@ -100,42 +146,86 @@ def _backdate(gen: Generated, seconds: float) -> Generated:
     is later than the job's allowed lateness, without the run having to
     outlive that lateness. Only stand-alone event types are back-dated, so an
     order's lifecycle stays in time order."""
-    from datetime import timedelta
-
     old = gen.event_time - timedelta(seconds=seconds)
-    payload = dict(gen.payload, timestamp=format_timestamp(old))
-    return Generated(gen.event_type, payload, old, gen.event_id)
+    return Generated(gen.event_type, dict(gen.payload, timestamp=format_timestamp(old)), old)
 
 
-def plan(gen: Generated, cfg: FaultConfig, rng: random.Random) -> Plan:
+def _conflicting(gen: Generated, rng: random.Random) -> dict | None:
+    """The same identity with another content: what a buggy or re-sending
+    producer does. User activity is identified by its content, so it cannot
+    conflict without an explicit id."""
+    payload = copy.deepcopy(gen.payload)
+    if gen.event_type == "inventory":
+        payload["quantity_change"] = payload["quantity_change"] + (1 if payload["quantity_change"] < 100 else -1)
+    elif gen.event_type == "order":
+        payload["shipping_address"]["street"] = f"{rng.randint(201, 400)} Corrected St"
+    else:
+        return None
+    return payload
+
+
+def _attributes(cfg: FaultConfig, event_type: str, event_id: str | None, event_time: str) -> dict:
+    if not cfg.attributes:
+        return {}
+    attrs = {ATTR_EVENT_TYPE: event_type, ATTR_EVENT_TIME: event_time}
+    if event_id:
+        attrs[ATTR_EVENT_ID] = event_id
+    return attrs
+
+
+def _valid_plan(event_type: str, payload: dict, data: bytes, explicit_id: str | None, messages, intended: float,
+                **facts) -> Plan:
+    event = canonicalize(event_type, payload, explicit_id)  # the contract's identity and content hash
+    return Plan(event_type=event_type, event_time=format_timestamp(event.event_time), messages=messages,
+                intended_delay_s=round(intended, 3), payload_sha256=hashlib.sha256(data).hexdigest(),
+                event_id=event.event_id, content_hash=event.content_hash, **facts)
+
+
+def plan(gen: Generated, cfg: FaultConfig, rng: random.Random, explicit_id: str | None = None) -> list[Plan]:
+    """The messages for one generated event: usually one Plan, two when a
+    conflicting copy follows the original. `explicit_id` is published as the
+    event_id attribute when attributes are on."""
     roll = rng.random()
-    too_late = roll < cfg.too_late_fraction and gen.event_type != "order"
-    if too_late:
-        intended = cfg.too_late_delay_s + rng.uniform(0, 30)
+    far_late = roll < cfg.far_late_fraction and gen.event_type != "order"
+    if far_late:
+        intended = cfg.far_late_delay_s + rng.uniform(0, 30)
         gen = _backdate(gen, intended)
         delay = 0.0  # published now, its event time already far behind
-    elif cfg.too_late_fraction <= roll < cfg.too_late_fraction + cfg.late_fraction:
+    elif cfg.far_late_fraction <= roll < cfg.far_late_fraction + cfg.late_fraction:
         intended = delay = rng.uniform(cfg.late_min_s, cfg.late_max_s)
     else:
         intended = delay = 0.0
-
+    explicit_id = explicit_id if cfg.attributes else None
     event_time = format_timestamp(gen.event_time)
-    attributes = {EVENT_ID_ATTR: gen.event_id, EVENT_TYPE_ATTR: gen.event_type, EVENT_TIME_ATTR: event_time}
-    malformed_kind = rng.choice(MALFORMED_KINDS) if rng.random() < cfg.malformed_fraction else None
-    event_id = gen.event_id
-    if malformed_kind:
-        data, attributes = _malform(malformed_kind, gen, attributes, cfg, rng)
-    else:
-        data = orjson.dumps(gen.payload)
-        if rng.random() < cfg.no_id_fraction:
-            # The pipeline derives the id from the content; the ledger records
-            # that same id (one function, pipeline.validation).
-            del attributes[EVENT_ID_ATTR]
-            event_id = derived_event_id(gen.event_type, gen.payload)
+    attributes = _attributes(cfg, gen.event_type, explicit_id, event_time)
+    payload = copy.deepcopy(gen.payload)
 
+    malformed_kind = rng.choice(MALFORMED_KINDS) if rng.random() < cfg.malformed_fraction else None
+    if malformed_kind:
+        data = _malform(malformed_kind, gen, _body(gen, payload), cfg, rng)
+        if malformed_kind in ("unknown_event_type", "missing_event_type"):
+            attributes.pop(ATTR_EVENT_TYPE, None)  # else the attribute would name the type
+        messages = [Message(data, attributes, delay)]
+        return [Plan(event_type=gen.event_type, event_time=event_time, messages=messages,
+                     intended_delay_s=round(intended, 3), payload_sha256=hashlib.sha256(data).hexdigest(),
+                     event_id=explicit_id, malformed=True, malformed_kind=malformed_kind, far_late=far_late)]
+
+    extra_fields = []
+    if rng.random() < cfg.extra_field_fraction:
+        path, value = rng.choice(EXTRA_FIELDS[gen.event_type])
+        _set_path(payload, path, value)
+        extra_fields.append(path)
+    data = orjson.dumps(_body(gen, payload))
     messages = [Message(data, attributes, delay)]
     if rng.random() < cfg.duplicate_fraction:
         messages.append(Message(data, dict(attributes), delay + rng.uniform(0.5, cfg.duplicate_max_gap_s)))
-    return Plan(event_id=event_id, event_type=gen.event_type, event_time=event_time, messages=messages,
-                intended_delay_s=round(intended, 3), malformed=malformed_kind is not None,
-                malformed_kind=malformed_kind, too_late=too_late)
+    plans = [_valid_plan(gen.event_type, payload, data, explicit_id, messages, intended, far_late=far_late,
+                         extra_fields=extra_fields)]
+    other = _conflicting(gen, rng) if rng.random() < cfg.conflict_fraction else None
+    if other is not None and not extra_fields:
+        # Published well after the original, so the original is the copy the job accepts.
+        other_data = orjson.dumps(_body(gen, other))
+        gap = delay + rng.uniform(3, max(3.0, cfg.duplicate_max_gap_s))
+        plans.append(_valid_plan(gen.event_type, other, other_data, explicit_id,
+                                 [Message(other_data, dict(attributes), gap)], gap, far_late=far_late, conflict=True))
+    return plans

@@ -45,17 +45,21 @@ def read_lines(path: Path) -> list[dict]:
 
 
 def aggregate(lines: list[dict]) -> list[dict]:
-    """One row per (run, event_id) in the producer_ledger table's shape."""
+    """One row per (run, distinct message body) in the producer_ledger
+    table's shape: copies of one body are folded, a conflicting copy (another
+    body with the same identity) is a row of its own."""
     rows: dict[tuple[str, str], dict] = {}
     for line in lines:
-        key = (line["run_id"], line["event_id"])
+        key = (line["run_id"], line["payload_sha256"])
         row = rows.get(key)
         if row is None:
             row = rows[key] = {
                 "run_id": line["run_id"], "event_id": line["event_id"], "event_type": line["event_type"],
-                "event_time": line["event_time"], "first_publish_time": None, "publish_times": [],
+                "event_time": line["event_time"], "content_hash": line.get("content_hash"),
+                "payload_sha256": line["payload_sha256"], "first_publish_time": None, "publish_times": [],
                 "intended_delay_s": line["intended_delay_s"], "copies": 0, "malformed": line["malformed"],
-                "malformed_kind": line.get("malformed_kind"), "too_late": line.get("too_late", False),
+                "malformed_kind": line.get("malformed_kind"), "far_late": line.get("far_late", False),
+                "conflict": line.get("conflict", False), "extra_fields": line.get("extra_fields", []),
             }
         row["publish_times"].append(line["publish_time"])
         row["copies"] += 1

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from pipeline.validation import format_timestamp
+from schemas.contract import format_timestamp
 from simulator.faults import FaultConfig, Plan, plan
 from simulator.ledger import LedgerWriter
 from simulator.world import World
@@ -41,23 +41,26 @@ class Stats:
     published: int = 0
     failed: int = 0
     duplicates: int = 0
+    conflicts: int = 0
     malformed: int = 0
+    extra_fields: int = 0
     late: int = 0
-    too_late: int = 0
+    far_late: int = 0
     pending: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def line(self) -> str:
         elapsed = max(1e-9, time.monotonic() - self.started)
         return (f"generated {self.generated} | published {self.published} ({self.published / elapsed:.1f}/s) | "
-                f"held back {self.pending} | late {self.late} | too late {self.too_late} | "
-                f"duplicates {self.duplicates} | malformed {self.malformed} | failed {self.failed}")
+                f"held back {self.pending} | late {self.late} | far late {self.far_late} | "
+                f"duplicates {self.duplicates} | conflicts {self.conflicts} | malformed {self.malformed} | "
+                f"unknown fields {self.extra_fields} | failed {self.failed}")
 
 
 class Simulator:
     def __init__(self, publisher, topic_path: str, ledger: LedgerWriter, run_id: str, *, rate: float = 1.0,
                  mix: dict | None = None, faults: FaultConfig | None = None, seed: int = 0,
-                 time_scale: float = 1.0):
+                 time_scale: float = 1.0, strict_brief: bool = False, new_id=None):
         self.publisher = publisher
         self.topic_path = topic_path
         self.ledger = ledger
@@ -67,7 +70,7 @@ class Simulator:
         self.faults = faults or FaultConfig()
         self.faults.validate()
         self.rng = random.Random(seed)
-        self.world = World(seed=seed, time_scale=time_scale)
+        self.world = World(seed=seed, time_scale=time_scale, strict_brief=strict_brief, new_id=new_id)
         self.stats = Stats()
         self._heap: list = []
         self._seq = itertools.count()
@@ -80,19 +83,24 @@ class Simulator:
         self.stop_requested = threading.Event()
 
     # -- generation -----------------------------------------------------------------
-    def _generate_one(self, now: datetime) -> Plan:
+    def _generate_one(self, now: datetime) -> list[Plan]:
         event_type = self.rng.choices(list(self.mix), weights=list(self.mix.values()))[0]
-        p = plan(self.world.next_event(event_type, now), self.faults, self.rng)
+        plans = plan(self.world.next_event(event_type, now), self.faults, self.rng,
+                     explicit_id=self.world.new_event_id() if self.faults.attributes else None)
         self.stats.generated += 1
-        self.stats.malformed += p.malformed
-        self.stats.duplicates += len(p.messages) - 1
-        self.stats.too_late += p.too_late
-        self.stats.late += (not p.too_late) and p.intended_delay_s > 0
         mono = time.monotonic()
-        for copy_no, message in enumerate(p.messages):
-            due = mono + message.delay_s
-            heapq.heappush(self._heap, (due, next(self._seq), copy_no, p, message))
-        return p
+        for p in plans:
+            self.stats.malformed += p.malformed
+            self.stats.conflicts += p.conflict
+            self.stats.extra_fields += bool(p.extra_fields)
+            self.stats.duplicates += len(p.messages) - 1
+            if not p.conflict:
+                self.stats.far_late += p.far_late
+                self.stats.late += (not p.far_late) and p.intended_delay_s > 0
+            for copy_no, message in enumerate(p.messages):
+                due = mono + message.delay_s
+                heapq.heappush(self._heap, (due, next(self._seq), copy_no, p, message))
+        return plans
 
     # -- publishing ---------------------------------------------------------------------
     def _publish(self, copy_no: int, p: Plan, message) -> None:
@@ -107,24 +115,27 @@ class Simulator:
             try:
                 fut.result()
             except Exception as exc:  # noqa: BLE001 - retried; recorded only once published
-                attempt = self._attempts.get((p.event_id, copy_no), 0) + 1
-                self._attempts[(p.event_id, copy_no)] = attempt
+                key = (p.payload_sha256, copy_no)
+                attempt = self._attempts.get(key, 0) + 1
+                self._attempts[key] = attempt
                 if attempt > self.max_publish_attempts:
                     self.stats.failed += 1
-                    _log.error("giving up on %s copy %d after %d attempts: %s", p.event_id, copy_no, attempt, exc)
+                    _log.error("giving up on %s %s copy %d after %d attempts: %s", p.event_type,
+                               p.event_id or p.payload_sha256[:12], copy_no, attempt, exc)
                     return
                 delay = min(30.0, self.retry_base_s * 2 ** attempt)
-                _log.warning("publish of %s copy %d failed (%s); retrying in %.1fs", p.event_id, copy_no,
-                             type(exc).__name__, delay)
+                _log.warning("publish of %s %s copy %d failed (%s); retrying in %.1fs", p.event_type,
+                             p.event_id or p.payload_sha256[:12], copy_no, type(exc).__name__, delay)
                 with self._lock:
                     self._retries.append((time.monotonic() + delay, copy_no, p, message))
                 return
             self.stats.published += 1
             self.ledger.record({
                 "run_id": self.run_id, "event_id": p.event_id, "event_type": p.event_type,
-                "event_time": p.event_time, "publish_time": publish_time, "copy": copy_no,
-                "intended_delay_s": p.intended_delay_s, "malformed": p.malformed,
-                "malformed_kind": p.malformed_kind, "too_late": p.too_late,
+                "event_time": p.event_time, "content_hash": p.content_hash, "payload_sha256": p.payload_sha256,
+                "publish_time": publish_time, "copy": copy_no, "intended_delay_s": p.intended_delay_s,
+                "malformed": p.malformed, "malformed_kind": p.malformed_kind, "far_late": p.far_late,
+                "conflict": p.conflict, "extra_fields": p.extra_fields,
             })
 
         future.add_done_callback(done)

@@ -1,10 +1,17 @@
-"""A small, consistent e-commerce world that emits events.
+"""A small, consistent e-commerce world that emits the brief's events.
 
 Orders walk pending -> processing -> shipped -> delivered with fixed items and
 totals; a processed order's items become `sale` stock movements of the same
 products; restocks, returns and damage keep stock plausible; users browse in
-sessions on one platform. Everything is driven by one seeded RNG, so a seed
-and a sequence of clock readings give the same events.
+sessions on one platform. Payloads are the brief's (seed 004): uuid ids,
+float prices, totals summed as floats (so 0.1 + 0.2 style values occur, as
+from any real producer), plus the optional extensions of the contract
+(`updated_at`, `metadata.product_id`) unless `strict_brief`.
+
+The catalogue (products, customers, warehouses) comes from the seed; the ids
+of what happens (orders, stock movements, sessions) come from `new_id`
+(uuid4 by default), so two runs with the same seed never publish the same
+identities. Tests pass a seeded `new_id` for reproducible ids.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from pipeline.validation import format_timestamp
+from schemas.contract import format_timestamp
 
 STATUSES = ["pending", "processing", "shipped", "delivered"]
 PLATFORMS = ["web", "mobile", "tablet"]
@@ -34,12 +41,11 @@ AGENTS = {
 
 @dataclass
 class Generated:
-    """One logical event: type, payload and event time."""
+    """One logical event: type, payload (without event_type) and event time."""
 
     event_type: str
     payload: dict
     event_time: datetime
-    event_id: str
 
 
 @dataclass
@@ -61,17 +67,21 @@ class _Session:
 
 class World:
     def __init__(self, seed: int = 0, n_products: int = 40, n_customers: int = 300, n_warehouses: int = 3,
-                 time_scale: float = 1.0):
+                 time_scale: float = 1.0, strict_brief: bool = False, new_id=None):
         self.rng = random.Random(seed)
         self.time_scale = time_scale  # <1 compresses the order lifecycle
+        self.strict_brief = strict_brief
+        self._new_id = new_id or (lambda: str(uuid.uuid4()))
         self.products = [
-            {"product_id": f"P{i:04d}",
+            {"product_id": self._seeded_uuid(),
              "product_name": f"{self.rng.choice(ADJECTIVES)} {self.rng.choice(NOUNS)}",
-             "price": round(self.rng.uniform(3, 400), 2)}
+             # Most prices have cents; some are computed (a discount), with every
+             # decimal a float carries, as producers send them.
+             "price": (round(self.rng.uniform(3, 400), 2) if i % 5 else self.rng.uniform(3, 400) * 0.85)}
             for i in range(n_products)
         ]
-        self.customers = [f"C{i:05d}" for i in range(n_customers)]
-        self.warehouses = [f"WH-{i:02d}" for i in range(n_warehouses)]
+        self.customers = [self._seeded_uuid() for _ in range(n_customers)]
+        self.warehouses = [self._seeded_uuid() for _ in range(n_warehouses)]
         self.orders: list[tuple[datetime, int, _Order]] = []  # heap by due time
         self.sales: deque[tuple[str, str, int]] = deque()  # (product, warehouse, qty) awaiting a sale event
         self.sessions: dict[str, _Session] = {}
@@ -79,8 +89,12 @@ class World:
         self._seq = 0
 
     # -- ids ------------------------------------------------------------------------
-    def new_event_id(self) -> str:
+    def _seeded_uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def new_event_id(self) -> str:
+        """An explicit event id, for runs that publish the event_id attribute."""
+        return self._new_id()
 
     # -- generators --------------------------------------------------------------------
     def next_event(self, event_type: str, now: datetime) -> Generated:
@@ -92,7 +106,7 @@ class World:
             payload = self._activity(now)
         else:
             raise ValueError(f"unknown event type {event_type}")
-        return Generated(event_type, payload, now, self.new_event_id())
+        return Generated(event_type, payload, now)
 
     def _order(self, now: datetime) -> dict:
         due = self.orders[0][2] if self.orders and self.orders[0][0] <= now else None
@@ -104,21 +118,24 @@ class World:
                               "quantity": self.rng.randint(1, 5), "price": product["price"]})
             city, country = self.rng.choice(CITIES)
             payload = {
-                "order_id": f"ORD-{self.rng.getrandbits(40):010X}",
+                "order_id": self._new_id(),
                 "customer_id": self.rng.choice(self.customers),
                 "order_date": format_timestamp(now),
-                "updated_at": format_timestamp(now),
                 "status": "pending",
                 "items": items,
                 "shipping_address": {"street": f"{self.rng.randint(1, 200)} {self.rng.choice(STREETS)}",
                                      "city": city, "country": country},
-                "total_amount": round(sum(i["quantity"] * i["price"] for i in items), 2),
+                "total_amount": sum(i["quantity"] * i["price"] for i in items),  # float sum, unrounded
             }
+            if not self.strict_brief:
+                payload["updated_at"] = format_timestamp(now)
             self._schedule(_Order(payload, 0, now))
             return dict(payload)
         heapq.heappop(self.orders)
         due.stage += 1
-        payload = dict(due.payload, status=STATUSES[due.stage], updated_at=format_timestamp(now))
+        payload = dict(due.payload, status=STATUSES[due.stage])
+        if not self.strict_brief:  # without the extension, every status event has the order_date's event time
+            payload["updated_at"] = format_timestamp(now)
         due.payload = payload
         if STATUSES[due.stage] == "processing":
             warehouse = self.rng.choice(self.warehouses)
@@ -144,7 +161,7 @@ class World:
             reason = self.rng.choices(["restock", "return", "damage"], weights=[6, 3, 1])[0]
             change = {"restock": self.rng.randint(20, 100), "return": self.rng.randint(1, 3),
                       "damage": -self.rng.randint(1, 5)}[reason]
-        return {"inventory_id": f"INV-{self.rng.getrandbits(48):012X}", "product_id": product,
+        return {"inventory_id": self._new_id(), "product_id": product,
                 "warehouse_id": warehouse, "quantity_change": change, "reason": reason,
                 "timestamp": format_timestamp(now)}
 
@@ -152,7 +169,7 @@ class World:
         if len(self.sessions) < 20 or self.rng.random() < 0.2:
             user = self.rng.choice(self.customers)
             platform = self.rng.choice(PLATFORMS)
-            session = _Session(user, f"S-{self.rng.getrandbits(48):012X}", platform,
+            session = _Session(user, self._new_id(), platform,
                                f"{self.rng.randint(1, 223)}.{self.rng.randint(0, 255)}.{self.rng.randint(0, 255)}."
                                f"{self.rng.randint(1, 254)}", actions_left=self.rng.randint(3, 12))
             self.sessions[session.session_id] = session
@@ -173,6 +190,8 @@ class World:
                     product = self.rng.choice(self.products)["product_id"]
                     if activity == "add_to_cart":
                         session.cart.append(product)
+        metadata = {"session_id": session.session_id, "platform": session.platform}
+        if not self.strict_brief:
+            metadata["product_id"] = product
         return {"user_id": session.user_id, "activity_type": activity, "ip_address": session.ip,
-                "user_agent": AGENTS[session.platform], "timestamp": format_timestamp(now),
-                "metadata": {"session_id": session.session_id, "platform": session.platform, "product_id": product}}
+                "user_agent": AGENTS[session.platform], "timestamp": format_timestamp(now), "metadata": metadata}

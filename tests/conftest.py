@@ -12,8 +12,9 @@ import pytest
 
 from localstack import LocalStack
 from pipeline.provision import provision
+from schemas.contract import SUBSCRIPTION, TOPIC
 
-DATASET, TOPIC, SUBSCRIPTION, BUCKET = "ecommerce", "events", "events-sub", "test-bucket"
+DATASET, BUCKET = "ecommerce", "test-bucket"
 
 os.environ.setdefault("NO_GCE_CHECK", "True")
 

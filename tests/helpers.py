@@ -1,4 +1,5 @@
-"""Small builders shared by the tests."""
+"""Small builders shared by the tests: events in the brief's format (the
+JSON body alone, event_type inside)."""
 
 from __future__ import annotations
 
@@ -7,45 +8,48 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 
-from pipeline.validation import format_timestamp
+from schemas.contract import format_timestamp
 
 BASE = datetime(2025, 2, 8, 13, 9, 0, tzinfo=timezone.utc)
 
 
-def order(t: datetime, order_id: str = "ORD-1", status: str = "pending", **over) -> dict:
-    payload = {
-        "order_id": order_id, "customer_id": "C00001", "order_date": format_timestamp(t),
-        "updated_at": format_timestamp(t), "status": status,
-        "items": [{"product_id": "P0001", "product_name": "Eco Mug", "quantity": 2, "price": 9.5}],
+def order(t: datetime, order_id: str = "0b7c1c52-8f0e-4e1a-9a53-6f2d4c1e0001", status: str = "pending",
+          **over) -> dict:
+    body = {
+        "event_type": "order", "order_id": order_id, "customer_id": "c0ffee00-0000-4000-8000-000000000001",
+        "order_date": format_timestamp(t), "status": status,
+        "items": [{"product_id": "p0000000-0000-4000-8000-000000000001", "product_name": "Eco Mug", "quantity": 2,
+                   "price": 9.5}],
         "shipping_address": {"street": "1 Main St", "city": "Berlin", "country": "DE"},
         "total_amount": 19.0,
+        "updated_at": format_timestamp(t),
     }
-    payload.update(over)
-    return payload
+    body.update(over)
+    return body
 
 
-def inventory(t: datetime, **over) -> dict:
-    payload = {"inventory_id": "INV-1", "product_id": "P0001", "warehouse_id": "WH-00", "quantity_change": -2,
-               "reason": "sale", "timestamp": format_timestamp(t)}
-    payload.update(over)
-    return payload
+def inventory(t: datetime, inventory_id: str = "1a2b3c4d-0000-4000-8000-000000000001", **over) -> dict:
+    body = {"event_type": "inventory", "inventory_id": inventory_id,
+            "product_id": "p0000000-0000-4000-8000-000000000001",
+            "warehouse_id": "w0000000-0000-4000-8000-000000000001", "quantity_change": -2, "reason": "sale",
+            "timestamp": format_timestamp(t)}
+    body.update(over)
+    return body
 
 
 def activity(t: datetime, **over) -> dict:
-    payload = {"user_id": "C00001", "activity_type": "view_product", "ip_address": "10.1.2.3",
-               "user_agent": "pytest", "timestamp": format_timestamp(t),
-               "metadata": {"session_id": "S-1", "platform": "web", "product_id": "P0001"}}
-    payload.update(copy.deepcopy(over))
-    return payload
+    body = {"event_type": "user_activity", "user_id": "c0ffee00-0000-4000-8000-000000000001",
+            "activity_type": "view_product", "ip_address": "10.1.2.3", "user_agent": "pytest",
+            "timestamp": format_timestamp(t),
+            "metadata": {"session_id": "5e55e55e-0000-4000-8000-000000000001", "platform": "web"}}
+    body.update(copy.deepcopy(over))
+    return body
 
 
 BUILDERS = {"order": order, "inventory": inventory, "user_activity": activity}
 
 
-def message(event_type: str, payload, event_id: str | None = "e-1", **attrs) -> tuple[bytes, dict, datetime]:
+def message(body, attributes: dict | None = None, publish_time: datetime | None = None):
     """(data, attributes, publish_time) as the parse step accepts them."""
-    data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
-    attributes = {"event_type": event_type, **attrs}
-    if event_id is not None:
-        attributes["event_id"] = event_id
-    return data, attributes, BASE + timedelta(seconds=1)
+    data = body if isinstance(body, bytes) else orjson.dumps(body)
+    return data, dict(attributes or {}), publish_time or BASE + timedelta(seconds=1)

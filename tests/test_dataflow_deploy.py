@@ -51,11 +51,15 @@ def test_script_says_what_is_missing(env, needle):
     assert result.returncode == 2 and needle in result.stderr
 
 
-def test_dataflow_read_uses_id_label_and_timestamp_attribute():
+@pytest.mark.parametrize("flags,id_label,timestamp_attribute", [
+    ([], None, None),  # the brief's producer sets no attributes: nothing is asked of them
+    (["--pubsub_id_label=on", "--pubsub_timestamp_attribute=on"], "event_id", "event_time"),
+])
+def test_dataflow_read_asks_for_attributes_only_when_told(flags, id_label, timestamp_attribute):
     options = PipelineOptions(["--runner=DataflowRunner", "--streaming", "--project=my-project",
                                "--region=europe-west1", "--temp_location=gs://my-bucket/tmp",
-                               "--subscription=projects/my-project/subscriptions/events-sub",
-                               "--output_prefix=gs://my-bucket/output"])
+                               "--subscription=projects/my-project/subscriptions/backend-events-topic-sub",
+                               "--output_prefix=gs://my-bucket/output", *flags])
     opts = options.view_as(EcommerceOptions)
     opts.validate_all()
     # Build the graph with a local runner object: constructing DataflowRunner
@@ -64,8 +68,8 @@ def test_dataflow_read_uses_id_label_and_timestamp_attribute():
     build_pipeline(pipeline, opts)
     reads = [t.transform for t in pipeline.transforms_stack[0].parts if t.full_label == "ReadPubSub"]
     read = reads[0]._source if hasattr(reads[0], "_source") else reads[0]
-    assert read.id_label == "event_id"
-    assert read.timestamp_attribute == "event_time"
+    assert read.id_label == id_label
+    assert read.timestamp_attribute == timestamp_attribute
 
 
 def test_template_pins_the_same_beam_version_and_lists_real_options():

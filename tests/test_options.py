@@ -5,7 +5,7 @@ import pytest
 from pipeline.job import run
 from pipeline.options import EcommerceOptions, OptionsError
 
-GOOD = ["--project=local-project", "--subscription=projects/local-project/subscriptions/events-sub",
+GOOD = ["--project=local-project", "--subscription=projects/local-project/subscriptions/backend-events-topic-sub",
         "--output_prefix=/tmp/out"]
 
 
@@ -17,16 +17,19 @@ def test_defaults_are_valid():
     o = opts()
     o.validate_all()
     assert o.window_size_s == 60 and o.allowed_lateness_s >= 120
-    assert o.dedup_horizon_s >= o.window_size_s + o.allowed_lateness_s
-    assert not o.use_id_label() and not o.use_timestamp_attribute()
+    assert o.dedup_memory_s >= 60 and o.dedup_buckets > 0
+    # The brief's producer sets no attributes: Dataflow asks for none unless told.
     dataflow = opts("--runner=DataflowRunner", "--streaming", "--output_prefix=gs://b/out")
-    assert dataflow.use_id_label() and dataflow.use_timestamp_attribute()
+    dataflow.validate_all()
+    assert dataflow.pubsub_id_label == "off" and dataflow.pubsub_timestamp_attribute == "off"
 
 
 @pytest.mark.parametrize("extra,needle", [
-    (["--subscription=events-sub"], "--subscription"),
+    (["--subscription=backend-events-topic-sub"], "--subscription"),
     (["--window_size_s=45"], "--window_size_s"),
-    (["--dedup_horizon_s=60"], "--dedup_horizon_s"),
+    (["--dedup_memory_s=10"], "--dedup_memory_s"),
+    (["--dedup_buckets=0"], "--dedup_buckets"),
+    (["--pubsub_id_label=on"], "only on Dataflow"),
     (["--num_file_shards=0"], "--num_file_shards"),
     (["--dataset=bad-name"], "--dataset"),
     (["--output_prefix=s3://bucket/x"], "--output_prefix"),

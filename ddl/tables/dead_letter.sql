@@ -5,12 +5,13 @@ CREATE TABLE IF NOT EXISTS `${PROJECT}.${DATASET}.dead_letter` (
   stage STRING NOT NULL OPTIONS(description="Where it was rejected: decode, parse, validate, bigquery_insert."),
   error_type STRING NOT NULL OPTIONS(description="Machine-readable reason, e.g. invalid_json, schema_mismatch, unknown_event_type."),
   error STRING NOT NULL OPTIONS(description="Human-readable reason."),
-  event_type STRING OPTIONS(description="event_type attribute as received (may be invalid), truncated."),
-  event_id STRING OPTIONS(description="event_id attribute as received (may be invalid), truncated."),
+  event_type STRING OPTIONS(description="Event type claimed by the message (body or attribute, may be invalid), truncated."),
+  event_id STRING OPTIONS(description="Event id claimed by the message (body or attribute, may be invalid), truncated."),
   publish_time TIMESTAMP OPTIONS(description="Pub/Sub publish time."),
   payload STRING OPTIONS(description="Raw payload decoded as UTF-8 with replacement characters (first 1 MiB)."),
   payload_base64 STRING OPTIONS(description="Raw payload bytes, base64, when it is not valid UTF-8 (first 1 MiB)."),
   payload_size INT64 NOT NULL OPTIONS(description="Size of the raw payload in bytes."),
+  payload_sha256 STRING NOT NULL OPTIONS(description="sha256 of the raw payload bytes: the producer's ledger finds its malformed messages by it, with or without attributes."),
   attributes STRING OPTIONS(description="Pub/Sub attributes as a JSON object.")
 )
 PARTITION BY DATE(received_at)

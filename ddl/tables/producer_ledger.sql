@@ -1,17 +1,21 @@
 -- Generated from schemas/ by `python -m schemas.ddl --write`. Do not edit by hand.
 CREATE TABLE IF NOT EXISTS `${PROJECT}.${DATASET}.producer_ledger` (
   run_id STRING NOT NULL OPTIONS(description="Simulator run."),
-  event_id STRING NOT NULL OPTIONS(description="event_id attribute published (or the id the pipeline derives for a message without one)."),
+  event_id STRING OPTIONS(description="Identity the pipeline computes for this event (schemas/contract.py); NULL for a malformed message that has none."),
   event_type STRING NOT NULL OPTIONS(description="Event type (or the claimed type of a malformed message)."),
   event_time TIMESTAMP NOT NULL OPTIONS(description="Event time in the payload."),
+  content_hash STRING OPTIONS(description="Canonical content hash (schemas/contract.py); reconciliation recomputes it from each stored row and file line. NULL for malformed messages."),
+  payload_sha256 STRING NOT NULL OPTIONS(description="sha256 of the published bytes: how a malformed message is found in dead_letter without any attribute."),
   first_publish_time TIMESTAMP OPTIONS(description="When the first copy was published."),
   publish_times ARRAY<TIMESTAMP> OPTIONS(description="When each copy was published."),
   intended_delay_s FLOAT64 NOT NULL OPTIONS(description="Delay the simulator meant to add between event time and publish."),
   copies INT64 NOT NULL OPTIONS(description="How many copies were published (more than 1 = duplicates on purpose)."),
   malformed BOOL NOT NULL OPTIONS(description="The message is malformed on purpose and must end in the dead-letter table."),
   malformed_kind STRING OPTIONS(description="Which kind of malformation."),
-  too_late BOOL NOT NULL OPTIONS(description="Delayed beyond the pipeline's allowed lateness on purpose.")
+  far_late BOOL NOT NULL OPTIONS(description="Delayed beyond the job's allowed lateness on purpose: it must still land in the folder of its event time."),
+  conflict BOOL NOT NULL OPTIONS(description="Same identity as an earlier message of the run with a different content: it must land in the conflicts table, not in the event tables."),
+  extra_fields ARRAY<STRING> OPTIONS(description="Fields the schema does not know, added on purpose (schema evolution): the event must still land, with them in extra.")
 )
 PARTITION BY DATE(event_time)
 CLUSTER BY run_id, event_type
-OPTIONS(description="One row per logical event published by the simulator (loaded from its JSONL ledger).");
+OPTIONS(description="One row per distinct message body published by the simulator (loaded from its JSONL ledger).");

@@ -1,10 +1,11 @@
--- 1. Missing: ledger events (well-formed) that are absent from the event tables.
+-- 1. Missing: well-formed events the producer published (its ledger) that are
+-- absent from the event tables. A conflicting copy is not expected there (see 7).
 WITH ledger AS (
-  SELECT event_id, event_type, event_time
+  SELECT DISTINCT event_id, event_type
   FROM `${PROJECT}.${DATASET}.producer_ledger`
   WHERE (@run_id = '' OR run_id = @run_id)
     AND event_time >= @start AND event_time < @end
-    AND NOT malformed
+    AND NOT malformed AND NOT conflict
 )
 SELECT
   l.event_type,

@@ -1,5 +1,5 @@
--- 2. Unexpected: rows in the event tables, inside the scope's event-time range,
--- whose event_id no producer run recorded (or recorded as malformed).
+-- 2. Unexpected: rows in the event tables, inside the event-time range the
+-- scope's ledger covers, that no producer run published as a valid event.
 WITH scope AS (
   SELECT MIN(event_time) AS lo, MAX(event_time) AS hi
   FROM `${PROJECT}.${DATASET}.producer_ledger`
@@ -7,7 +7,8 @@ WITH scope AS (
     AND event_time >= @start AND event_time < @end
 ),
 known AS (
-  SELECT DISTINCT event_id FROM `${PROJECT}.${DATASET}.producer_ledger` WHERE NOT malformed
+  SELECT DISTINCT event_type, event_id FROM `${PROJECT}.${DATASET}.producer_ledger`
+  WHERE NOT malformed AND NOT conflict
 )
 SELECT
   t.event_type,
@@ -16,7 +17,7 @@ SELECT
   ARRAY_AGG(IF(k.event_id IS NULL, t.event_id, NULL) IGNORE NULLS) AS sample_unexpected_ids
 FROM `${PROJECT}.${DATASET}.all_events` AS t
 CROSS JOIN scope
-LEFT JOIN known AS k ON k.event_id = t.event_id
+LEFT JOIN known AS k ON k.event_id = t.event_id AND k.event_type = t.event_type
 WHERE t.event_time >= scope.lo AND t.event_time <= scope.hi
 GROUP BY t.event_type
 ORDER BY t.event_type;

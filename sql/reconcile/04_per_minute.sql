@@ -1,11 +1,12 @@
--- 4. Per minute and type: producer count vs BigQuery count (deduplicated).
--- The reconcile CLI adds the count found in each minute's GCS folder.
+-- 4. Per minute and type: producer count vs BigQuery count (deduplicated),
+-- both by event-time minute. The reconcile CLI adds the count found in each
+-- minute's folder of files.
 WITH ledger AS (
   SELECT event_type, event_id, TIMESTAMP_TRUNC(event_time, MINUTE) AS minute
   FROM `${PROJECT}.${DATASET}.producer_ledger`
   WHERE (@run_id = '' OR run_id = @run_id)
     AND event_time >= @start AND event_time < @end
-    AND NOT malformed
+    AND NOT malformed AND NOT conflict
 ),
 producer AS (
   SELECT minute, event_type, COUNT(DISTINCT event_id) AS producer_count
@@ -14,18 +15,18 @@ producer AS (
 stored AS (
   SELECT TIMESTAMP_TRUNC(t.event_time, MINUTE) AS minute, t.event_type, t.event_id
   FROM `${PROJECT}.${DATASET}.all_events_dedup` AS t
-  JOIN ledger AS l ON l.event_id = t.event_id
+  JOIN (SELECT DISTINCT event_type, event_id FROM ledger) AS l USING (event_type, event_id)
 ),
 target AS (
   SELECT minute, event_type, COUNT(DISTINCT event_id) AS bigquery_count
   FROM stored GROUP BY minute, event_type
 )
 SELECT
-  p.minute,
-  p.event_type,
-  p.producer_count,
+  COALESCE(p.minute, t.minute) AS minute,
+  COALESCE(p.event_type, t.event_type) AS event_type,
+  COALESCE(p.producer_count, 0) AS producer_count,
   COALESCE(t.bigquery_count, 0) AS bigquery_count,
-  IF(p.producer_count = COALESCE(t.bigquery_count, 0), 0, 1) AS failures
+  IF(COALESCE(p.producer_count, 0) = COALESCE(t.bigquery_count, 0), 0, 1) AS failures
 FROM producer AS p
-LEFT JOIN target AS t ON t.minute = p.minute AND t.event_type = p.event_type
-ORDER BY p.minute, p.event_type;
+FULL OUTER JOIN target AS t ON t.minute = p.minute AND t.event_type = p.event_type
+ORDER BY minute, event_type;
