@@ -3,7 +3,7 @@
 Starts the emulators (fresh data under .local/demo), provisions everything,
 starts the streaming job (BundleBasedDirectRunner), runs the simulator with
 late, duplicate, malformed and too-late events, waits until every event has
-reached BigQuery and its window file, stops the job, prints the
+reached BigQuery and its minute folder, stops the job, prints the
 reconciliation and says where the data is. The emulators are stopped at the
 end, on Ctrl-C and on any error.
 """
@@ -33,19 +33,19 @@ def run_simulator(stack: LocalStack, run_id: str, args, ledger: Path) -> int:
     env = dict(os.environ, **stack.env())
     cmd = [sys.executable, "-m", "simulator", f"--project={stack.project}", f"--topic={TOPIC}",
            f"--rate={args.rate}", f"--duration={args.duration}", f"--seed={args.seed}", f"--run-id={run_id}",
-           f"--too-late-fraction={args.too_late_fraction}", f"--ledger={ledger}", f"--load-ledger-dataset={DATASET}",
+           f"--far-late-fraction={args.far_late_fraction}", f"--ledger={ledger}", f"--load-ledger-dataset={DATASET}",
            "--time-scale=0.5"]
     return subprocess.run(cmd, env=env, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL).returncode
 
 
 def wait_for_reconciliation(stack: LocalStack, run_id: str, timeout_s: float, job: subprocess.Popen):
-    """Until every event is in BigQuery and in its window file (or the
+    """Until every event is in BigQuery and in its minute folder (or the
     timeout, or the job died); the last outcome is returned."""
     from pipeline.clients import bigquery_client
     from reconcile.checks import Scope, wait_until_passed
 
     def say(failing):
-        print(f"  waiting for the last windows to close (still open: {', '.join(failing)}) ...", flush=True)
+        print(f"  waiting for the last minute folders to complete (still failing: {', '.join(failing)}) ...", flush=True)
 
     return wait_until_passed(bigquery_client(stack.project), stack.project, DATASET, f"gs://{BUCKET}/output",
                              Scope(run_id), timeout_s, keep_waiting=lambda: job.poll() is None, on_wait=say,
@@ -57,9 +57,10 @@ def main(argv=None) -> int:
     parser.add_argument("--duration", type=float, default=60, help="seconds of event generation (default 60)")
     parser.add_argument("--rate", type=float, default=5, help="events per second (default 5)")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--too-late-fraction", type=float, default=0.02)
+    parser.add_argument("--far-late-fraction", type=float, default=0.02,
+                        help="events back-dated beyond the job's allowed lateness (they must still land)")
     parser.add_argument("--settle-timeout", type=float, default=300,
-                        help="max seconds to wait after the simulator for every window to close")
+                        help="max seconds to wait after the simulator for every minute folder to complete")
     parser.add_argument("--keep", action="store_true", help="leave the emulators running (stop: kill the PIDs shown)")
     args = parser.parse_args(argv)
 
@@ -83,13 +84,13 @@ def main(argv=None) -> int:
             _say("starting the streaming job (BundleBasedDirectRunner); log: " + str(workdir / "job.log"))
             job = stack.start_job(workdir / "job.log", subscription=SUBSCRIPTION, dataset=DATASET, bucket=BUCKET,
                                   extra=[f"--metrics_out={workdir / 'job-metrics.json'}"])
-            _say(f"simulating {args.duration:.0f}s at {args.rate}/s (run {run_id}): ~10% 30-60s late, duplicates, "
-                 "malformed, some beyond the allowed lateness")
+            _say(f"simulating {args.duration:.0f}s at {args.rate}/s (run {run_id}) in the brief's format: ~10% 30-60s "
+                 "late, duplicates, conflicting copies, malformed, unknown fields, some beyond the allowed lateness")
             ledger = workdir / "ledger.jsonl"
             if run_simulator(stack, run_id, args, ledger) != 0:
                 print("simulator failed", file=sys.stderr)
                 return 1
-            _say("waiting until every event is in BigQuery and in its window file")
+            _say("waiting until every event is in BigQuery and in its minute folder")
             outcome = wait_for_reconciliation(stack, run_id, args.settle_timeout, job)
             _say("stopping the job")
             stop_pid(job.pid, timeout=30)
@@ -97,18 +98,17 @@ def main(argv=None) -> int:
             if metrics.exists():
                 print(metrics.read_text())
             _say("reconciliation")
-            from reconcile.checks import Scope
             from reconcile.report import print_results, write_json, write_png
 
             passed = print_results(outcome)
             report_dir = workdir / "report"
-            print(f"  report: {write_json(outcome, report_dir / 'report.json', Scope(run_id))}")
+            print(f"  report: {write_json(outcome, report_dir / 'report.json', {'run_id': run_id})}")
             print(f"  picture: {write_png(outcome, report_dir / 'report.png')}")
             _say("where the data is")
             print(f"  files: {stack.gcs_root / BUCKET / 'output'}/<type>/YYYY/MM/DD/HH/mm/*.json")
             print(f"  BigQuery (emulator, stopped now; data kept in {stack.bigquery.workdir / 'bigquery-data'}): "
                   f"{stack.project}.{DATASET}.order_events, inventory_events, user_activity_events, dead_letter, "
-                  "producer_ledger; views orders_current, inventory_stock, *_dedup")
+                  "conflicts, files_written, producer_ledger; views orders_current, inventory_stock, *_dedup")
             print(f"  ledger: {ledger}\n  job log: {workdir / 'job.log'}")
             print("\nRECONCILIATION PASSED" if passed else "\nRECONCILIATION FAILED")
             if args.keep:

@@ -11,6 +11,7 @@ any PCollection of messages) instead of Pub/Sub, and later features
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -26,9 +27,10 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from pipeline.bigquery_sink import WriteToBigQueryTables
 from pipeline.options import EcommerceOptions, OptionsError
-from pipeline.transforms import (DeduplicateEvents, ParseEvents, SplitByLateness, TooLateFiles, WindowedFiles,
-                                 table_row_maker, to_conflict_rows, to_dead_letter_rows, to_typed_lines)
-from schemas import CONFLICTS_TABLE, DEAD_LETTER_TABLE, event_specs
+from pipeline.minute_files import FileRecord, MinuteFiles
+from pipeline.transforms import (DeduplicateEvents, ParseEvents, table_row_maker, to_conflict_rows,
+                                 to_dead_letter_rows)
+from schemas import CONFLICTS_TABLE, DEAD_LETTER_TABLE, FILES_WRITTEN_TABLE, event_specs
 from schemas.contract import ATTR_EVENT_ID, ATTR_EVENT_TIME
 
 _log = logging.getLogger(__name__)
@@ -40,9 +42,8 @@ class JobOutputs:
 
     events: beam.PCollection        # Accepted, deduplicated, event-time stamped
     dead_letters: beam.PCollection  # dead-letter rows (parse/validate + refused inserts)
-    conflicts: beam.PCollection     # conflicts-table rows
-    files: beam.PCollection         # one record per window-pane file written
-    too_late: beam.PCollection      # paths of files for events beyond allowed lateness
+    conflicts: beam.PCollection     # conflicts-table rows (dedup memory and minute folders)
+    files: beam.PCollection         # FileRecord per file written
 
 
 def read_messages(pipeline: beam.Pipeline, opts: EcommerceOptions) -> beam.PCollection:
@@ -60,34 +61,42 @@ def read_messages(pipeline: beam.Pipeline, opts: EcommerceOptions) -> beam.PColl
     )
 
 
+def _file_row(record: FileRecord):
+    row = record._asdict()
+    row["file_id"] = hashlib.sha256(f"{record.path}\x00{record.sha256}".encode()).hexdigest()[:40]
+    return FILES_WRITTEN_TABLE, row, row["file_id"]
+
+
 def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, messages: beam.PCollection | None = None,
-                   clock=time.time, write_bigquery: bool = True) -> JobOutputs:
+                   clock=time.time, write_bigquery: bool = True, seen: dict | None = None) -> JobOutputs:
     """Add the job's steps to `pipeline`. Exposed for testing: pass `messages`
-    to replace the Pub/Sub read, `clock` to control lateness routing."""
+    to replace the Pub/Sub read, `clock` for processing time (dedup memory,
+    late-file batching). `seen` (digest -> content hash) seeds the dedup
+    memory with events already stored, when a local run replays."""
     if messages is None:
         messages = read_messages(pipeline, opts)
     project = opts.table_project()
 
     parsed = messages | "ParseEvents" >> ParseEvents(opts.limits())
-    deduped = parsed.events | "DeduplicateEvents" >> DeduplicateEvents(opts.dedup_memory_s, opts.dedup_buckets)
+    deduped = parsed.events | "DeduplicateEvents" >> DeduplicateEvents(
+        opts.dedup_memory_s, opts.dedup_buckets, clock=clock, seen=seen)
     events = deduped.events
+    written = events | "MinuteFiles" >> MinuteFiles(
+        opts.output_prefix.rstrip("/"), opts.allowed_lateness_s, opts.late_firing_delay_s, opts.num_file_shards,
+        project, clock=clock)
+    conflicts = (deduped.conflicts, written.conflicts) | "AllConflicts" >> beam.Flatten()
 
     refused = []
     if write_bigquery:
         refused.append(events
                        | "ToTableRows" >> beam.Map(table_row_maker("stream"))
                        | "WriteEventTables" >> WriteToBigQueryTables(project, opts.dataset, opts.bq_batch_size))
-        refused.append(deduped.conflicts
+        refused.append(conflicts
                        | "ToConflictRows" >> beam.Map(to_conflict_rows)
                        | "WriteConflicts" >> WriteToBigQueryTables(project, opts.dataset, opts.bq_batch_size))
-
-    lines = events | "ToFileLines" >> beam.Map(to_typed_lines)
-    split = lines | "SplitByLateness" >> SplitByLateness(opts.window_size_s, opts.allowed_lateness_s, clock=clock)
-    pane_files = split.in_time | "WindowedFiles" >> WindowedFiles(
-        f"{opts.output_prefix.rstrip('/')}", opts.window_size_s, opts.allowed_lateness_s,
-        opts.late_firing_delay_s, opts.num_file_shards, project,
-        streaming=opts.view_as(StandardOptions).streaming)
-    too_late = split.too_late | "TooLateFiles" >> TooLateFiles(opts.output_prefix.rstrip("/"), project)
+        refused.append(written.files
+                       | "ToFileRows" >> beam.Map(_file_row)
+                       | "WriteFilesWritten" >> WriteToBigQueryTables(project, opts.dataset, opts.bq_batch_size))
 
     dead_letters = (parsed.dead_letter, *refused) | "AllDeadLetters" >> beam.Flatten()
     if write_bigquery:
@@ -95,8 +104,7 @@ def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, messages: be
              | "ToDeadLetterRows" >> beam.Map(to_dead_letter_rows)
              | "WriteDeadLetterTable" >> WriteToBigQueryTables(project, opts.dataset, opts.bq_batch_size,
                                                                 is_dead_letter_table=True))
-    return JobOutputs(events=events, dead_letters=dead_letters, conflicts=deduped.conflicts, files=pane_files,
-                      too_late=too_late)
+    return JobOutputs(events=events, dead_letters=dead_letters, conflicts=conflicts, files=written.files)
 
 
 # -- preflight: resources exist before the job starts ---------------------------------------
@@ -120,7 +128,8 @@ def preflight(opts: EcommerceOptions) -> None:
     except Exception as exc:  # noqa: BLE001
         missing.append(f"cannot reach Pub/Sub to check {opts.subscription}: {type(exc).__name__}: {exc}"[:300])
     bq = bigquery_client(project)
-    for table in [spec.name for spec in event_specs().values()] + [DEAD_LETTER_TABLE, CONFLICTS_TABLE]:
+    for table in [spec.name for spec in event_specs().values()] + [DEAD_LETTER_TABLE, CONFLICTS_TABLE,
+                                                                      FILES_WRITTEN_TABLE]:
         try:
             bq.get_table(f"{project}.{opts.dataset}.{table}", timeout=10, retry=None)
         except gexc.NotFound:
@@ -161,8 +170,9 @@ def run(argv=None) -> int:
 
         enlarge_pulls(opts.local_pull_max_messages or 10)
     checkpointer = None
+    seen = None
     if not opts.is_dataflow():
-        from pipeline.recovery import Checkpointer, resolve_replay_from, seek_subscription
+        from pipeline.recovery import Checkpointer, resolve_replay_from, seek_subscription, stored_since
 
         try:
             replay_from = resolve_replay_from(opts.replay_from, opts.checkpoint_file)
@@ -170,11 +180,14 @@ def run(argv=None) -> int:
             print(f"error: --replay_from: {err}", file=sys.stderr)
             return 2
         if replay_from:
+            # What the replay brings again and BigQuery already holds is dropped as
+            # a duplicate (files: each minute folder is read back).
+            seen = stored_since(opts.table_project(), opts.dataset, replay_from)
             seek_subscription(opts.subscription, replay_from)
         if opts.checkpoint_file:
             checkpointer = Checkpointer(opts.checkpoint_file, opts.replay_margin_s, initial=replay_from).start()
     pipeline = beam.Pipeline(options=options)
-    build_pipeline(pipeline, opts)
+    build_pipeline(pipeline, opts, seen=seen)
     result = pipeline.run()
     if opts.is_dataflow():
         from apache_beam.options.pipeline_options import TestOptions
@@ -184,6 +197,7 @@ def run(argv=None) -> int:
         else:
             _log.info("submitted to Dataflow; follow it in the console or with gcloud dataflow jobs list")
         return 0
+    _log.info("job running (pid %d); stop it with Ctrl-C or SIGTERM", os.getpid())  # drills wait for this line
     state = wait_local(result, opts.run_duration_s)
     if checkpointer:
         checkpointer.stop()

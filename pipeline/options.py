@@ -33,12 +33,13 @@ class EcommerceOptions(PipelineOptions):
         g.add_argument("--output_prefix",
                        help="Where window files go: gs://<bucket>/output or a local folder. "
                             "Files: <prefix>/<type>/YYYY/MM/DD/HH/mm/<type>_<yyyyMMddHHmm><NNNN>.json")
-        g.add_argument("--window_size_s", type=int, default=60, help="Fixed event-time window for the files, seconds.")
         g.add_argument("--allowed_lateness_s", type=int, default=180,
-                       help="How long after a window's end late events still fire a late pane (covers 30-60 s "
-                            "producer delays three times over).")
+                       help="How long after a minute's end (event time, by the watermark) the job keeps that minute "
+                            "folder's state: late events within it are added as late files at once; later ones "
+                            "(far late) still land in the folder, after the job reads the folder back.")
         g.add_argument("--late_firing_delay_s", type=int, default=10,
-                       help="Late events of one window arriving within this many seconds share one late pane/file.")
+                       help="Late events of one minute folder arriving within this many seconds (processing time) "
+                            "share one late file.")
         g.add_argument("--dedup_memory_s", type=int, default=600,
                        help="How long (processing time, from when the job first saw it) an event identity is "
                             "remembered to drop duplicates and find conflicts: between this and twice this. "
@@ -115,9 +116,6 @@ class EcommerceOptions(PipelineOptions):
             problems.append(f"--output_prefix {self.output_prefix!r}: only gs:// and local folders are supported")
         elif self.is_dataflow() and not self.output_prefix.startswith("gs://"):
             problems.append("--output_prefix must be a gs:// path on Dataflow (workers have no shared disk)")
-        if self.window_size_s <= 0 or self.window_size_s % 60 or 3600 % self.window_size_s:
-            problems.append(f"--window_size_s {self.window_size_s} must be a whole number of minutes that divides "
-                            "an hour (files are named by the minute their window starts)")
         if self.allowed_lateness_s < 0:
             problems.append("--allowed_lateness_s must be >= 0")
         if self.late_firing_delay_s < 0:
@@ -128,7 +126,8 @@ class EcommerceOptions(PipelineOptions):
         if not 1 <= self.dedup_buckets <= 1 << 24:
             problems.append(f"--dedup_buckets {self.dedup_buckets} must be between 1 and 16777216")
         if not 1 <= self.num_file_shards <= 99:
-            problems.append("--num_file_shards must be between 1 and 99 (it is two digits of the file name)")
+            problems.append("--num_file_shards must be between 1 and 99 (each shard numbers its files into the "
+                            "folder's 4-digit sequence)")
         if not 1024 <= self.max_message_bytes <= 10 * 1024 * 1024:
             problems.append("--max_message_bytes must be between 1024 and 10485760 (Pub/Sub's own limit)")
         if not 1 <= self.bq_batch_size <= 10000:

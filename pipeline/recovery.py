@@ -14,10 +14,10 @@ loses whatever was in flight. The subscription is provisioned with
 * On restart with `--replay_from=auto`, the job seeks the subscription to the
   checkpoint's `safe_replay_from` (or `--replay_from=<RFC 3339 time>`) before
   it starts: every message published after it is delivered again. The replay
-  is absorbed downstream: the dedup step drops repeats within the restarted
-  job, BigQuery's `*_dedup` views remove rows written by both runs, and window
-  files are created once (a re-fired pane with different content gets the
-  next free pane name; an identical one is a no-op).
+  is absorbed exactly: the restarted job's dedup memory is seeded with the
+  events BigQuery already holds from the replayed period (`stored_since`),
+  and each minute folder is read back before anything is added to it, so
+  nothing is written twice (a conflicting copy is recognised as one).
 
 On Dataflow, use drain/update and Pub/Sub snapshots instead (docs/operations.md).
 """
@@ -99,9 +99,32 @@ def resolve_replay_from(replay_from: str, checkpoint_file: str | None) -> dateti
             _log.info("replay_from=auto: no checkpoint at %s, nothing to replay", checkpoint_file)
             return None
         return datetime.fromisoformat(checkpoint["safe_replay_from"])
-    from pipeline.validation import parse_timestamp
+    from schemas.contract import parse_timestamp
 
     return parse_timestamp(replay_from)
+
+
+def stored_since(project: str, dataset: str, since: datetime) -> dict:
+    """digest -> content hash of every event BigQuery holds that the job
+    ingested since `since` (a minute of margin for clocks): what a replay from
+    `since` brings again. The accepted copy of each is the first ingested."""
+    from google.cloud import bigquery
+
+    from pipeline.clients import bigquery_client
+    from schemas import event_specs
+    from schemas.contract import identity_digest
+
+    client = bigquery_client(project)
+    seen = {}
+    config = bigquery.QueryJobConfig(query_parameters=[
+        bigquery.ScalarQueryParameter("since", "TIMESTAMP", since - timedelta(minutes=1))])
+    for event_type, spec in event_specs().items():
+        sql = (f"SELECT event_id, content_hash FROM `{project}.{dataset}.{spec.name}` WHERE ingest_time >= @since "
+               "QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY ingest_time) = 1")
+        for row in client.query(sql, job_config=config).result(timeout=120):
+            seen[identity_digest(event_type, row.event_id)] = row.content_hash
+    _log.info("replay: %d events already stored since %s will not be written again", len(seen), since.isoformat())
+    return seen
 
 
 def seek_subscription(subscription: str, when: datetime) -> None:

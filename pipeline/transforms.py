@@ -11,7 +11,6 @@ testable with TestStream and plain in-memory elements.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import typing
@@ -20,16 +19,13 @@ from datetime import datetime, timezone
 import apache_beam as beam
 from apache_beam.coders import FastPrimitivesCoder
 from apache_beam.metrics import Metrics
-from apache_beam.transforms import trigger as tr
 from apache_beam.transforms import userstate
-from apache_beam.transforms.window import FixedWindows, TimestampedValue
-from apache_beam.utils.timestamp import Duration
+from apache_beam.transforms.window import TimestampedValue
 
-from pipeline import files
 from pipeline.validation import Limits, Rejected, dead_letter_row, parse_message
 from schemas import CONFLICTS_TABLE, DEAD_LETTER_TABLE, event_specs
-from schemas.contract import (Canonical, bigquery_row, file_line, format_timestamp, identity_digest, insert_id,
-                              parse_timestamp)
+from schemas.contract import (Canonical, bigquery_row, conflict_row, format_timestamp, identity_digest, insert_id,
+                              line_bytes)
 
 _log = logging.getLogger(__name__)
 DEAD_LETTER = "dead_letter"
@@ -130,26 +126,15 @@ class ParseEvents(beam.PTransform):
 
 
 # -- 2. dedup and conflicts by identity -------------------------------------------------------
-def conflict_row(accepted: Accepted, accepted_hash: str, stage: str, detected_at: datetime) -> dict:
+def accepted_conflict_row(accepted: Accepted, accepted_hash: str, stage: str, detected_at: datetime) -> dict:
     """The conflicts table row for a copy whose identity was accepted with
-    another content (schemas/tables/conflicts.avsc)."""
-    import orjson
-
+    another content."""
     event = accepted.event
-    conflict_id = hashlib.sha256(
-        f"{event.event_type}\x00{event.event_id}\x00{event.content_hash}".encode()).hexdigest()[:40]
-    return {
-        "conflict_id": conflict_id,
-        "detected_at": format_timestamp(detected_at),
-        "stage": stage,
-        "event_type": event.event_type,
-        "event_id": event.event_id,
-        "event_time": format_timestamp(event.event_time),
-        "accepted_content_hash": accepted_hash,
-        "conflicting_content_hash": event.content_hash,
-        "publish_time": format_timestamp(accepted.publish_time) if accepted.publish_time else None,
-        "payload": orjson.dumps(file_line(event)).decode(),
-    }
+    return conflict_row(stage=stage, event_type=event.event_type, event_id=event.event_id,
+                        event_time=format_timestamp(event.event_time), accepted_hash=accepted_hash,
+                        conflicting_hash=event.content_hash,
+                        publish_time=format_timestamp(accepted.publish_time) if accepted.publish_time else None,
+                        payload=line_bytes(event).decode().rstrip("\n"), detected_at=detected_at)
 
 
 class _DedupFn(beam.DoFn):
@@ -167,13 +152,16 @@ class _DedupFn(beam.DoFn):
 
     A copy with the remembered hash is a duplicate (counted, dropped); one
     with another hash is a conflict (the first stays accepted; the copy goes
-    to the conflicts output with both hashes)."""
+    to the conflicts output with both hashes). `seen` (digest -> hash) holds
+    identities already stored before this job started: a local run that
+    replays the subscription drops what it had already written."""
 
     MEMORY = userstate.ReadModifyWriteStateSpec("memory", FastPrimitivesCoder())
 
-    def __init__(self, memory_s: int, clock=time.time):
+    def __init__(self, memory_s: int, clock=time.time, seen: dict | None = None):
         self.memory_s = memory_s
         self.clock = clock
+        self.seen = seen or {}
         self._duplicates = {t: _counter("duplicates", t) for t in event_specs()}
         self._conflicts = {t: _counter("conflicts", t) for t in event_specs()}
 
@@ -188,7 +176,7 @@ class _DedupFn(beam.DoFn):
             state = (generation, {}, state[1])  # rotate: the current generation becomes the previous
         _, current, previous = state
         event = accepted.event
-        seen = current.get(digest) or previous.get(digest)
+        seen = current.get(digest) or previous.get(digest) or self.seen.get(digest)
         if seen is None:
             current[digest] = event.content_hash
             memory.write(state)
@@ -200,17 +188,17 @@ class _DedupFn(beam.DoFn):
         else:
             self._conflicts[event.event_type].inc()
             memory.write(state)
-            yield beam.pvalue.TaggedOutput(CONFLICTS, conflict_row(accepted, seen, "dedup",
-                                                                    datetime.now(timezone.utc)))
+            yield beam.pvalue.TaggedOutput(CONFLICTS, accepted_conflict_row(accepted, seen, "dedup",
+                                                                             datetime.now(timezone.utc)))
 
 
 class DeduplicateEvents(beam.PTransform):
     """Accepted -> {'events': first copy of each identity, 'conflicts':
     conflicts-table rows}; duplicates are counted and dropped."""
 
-    def __init__(self, memory_s: int, buckets: int = 16384, clock=time.time):
+    def __init__(self, memory_s: int, buckets: int = 16384, clock=time.time, seen: dict | None = None):
         super().__init__()
-        self.memory_s, self.buckets, self.clock = memory_s, buckets, clock
+        self.memory_s, self.buckets, self.clock, self.seen = memory_s, buckets, clock, seen
 
     def expand(self, accepted):
         buckets = self.buckets
@@ -222,147 +210,11 @@ class DeduplicateEvents(beam.PTransform):
         return (accepted
                 | "KeyByIdentityBucket" >> beam.Map(by_bucket).with_output_types(
                     typing.Tuple[int, typing.Tuple[bytes, typing.Any]])
-                | "RememberIdentities" >> beam.ParDo(_DedupFn(self.memory_s, self.clock)).with_outputs(
+                | "RememberIdentities" >> beam.ParDo(_DedupFn(self.memory_s, self.clock, self.seen)).with_outputs(
                     CONFLICTS, main="events"))
 
 
-# -- 3. lateness routing ------------------------------------------------------------------------
-class _SplitFn(beam.DoFn):
-    """Sends an event whose window can no longer take it to TOO_LATE.
-
-    The runner silently drops elements whose window ended more than the
-    allowed lateness before the watermark. The watermark never runs ahead of
-    processing time (Dataflow, and the DirectRunner whose Pub/Sub watermark is
-    the wall clock), so `now > window end + lateness - margin` catches every
-    element the GroupByKey would drop, provided it reaches the GroupByKey
-    within `margin`. Those go to their own files instead of vanishing."""
-
-    def __init__(self, window_s: int, lateness_s: int, margin_s: int, clock=time.time):
-        self.window_s, self.lateness_s, self.margin_s, self.clock = window_s, lateness_s, margin_s, clock
-        self._per_type = {t: _counter("too_late", t) for t in event_specs()}
-
-    def process(self, typed_row, timestamp=beam.DoFn.TimestampParam):
-        window_end = (int(timestamp.micros // 1_000_000) // self.window_s + 1) * self.window_s
-        if self.clock() > window_end + self.lateness_s - self.margin_s:
-            self._per_type[typed_row[0]].inc()
-            yield beam.pvalue.TaggedOutput(TOO_LATE, typed_row)
-        else:
-            yield typed_row
-
-
-class SplitByLateness(beam.PTransform):
-    def __init__(self, window_s: int, lateness_s: int, margin_s: int | None = None, clock=time.time):
-        super().__init__()
-        self.window_s, self.lateness_s, self.clock = window_s, lateness_s, clock
-        self.margin_s = margin_s if margin_s is not None else min(30, lateness_s // 4)
-
-    def expand(self, typed_rows):
-        return typed_rows | "SplitTooLate" >> beam.ParDo(
-            _SplitFn(self.window_s, self.lateness_s, self.margin_s, self.clock)).with_outputs(TOO_LATE, main="in_time")
-
-
-# -- 4. window files ------------------------------------------------------------------------------
-def shard_of(event_id: str, num_shards: int) -> int:
-    """Stable across processes and retries (unlike hash())."""
-    if num_shards == 1:
-        return 0
-    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=4).digest(), "big") % num_shards
-
-
-class _WritePaneFn(beam.DoFn):
-    def __init__(self, prefix: str, project: str | None):
-        self.prefix, self.project = prefix, project
-        self.files = Metrics.counter("files", "written")
-        self._late = {t: _counter("late", t) for t in event_specs()}
-
-    def setup(self):
-        self._writer = files.FileWriter(self.project)
-
-    def process(self, keyed_rows, window=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
-        (event_type, shard), rows = keyed_rows
-        rows = list(rows)
-        start = window.start.to_utc_datetime().replace(tzinfo=timezone.utc)
-        path = self._writer.create_pane(
-            lambda index: files.pane_file_path(self.prefix, event_type, start, index, shard),
-            files.ndjson(rows), first_index=pane.index)
-        self.files.inc()
-        timing = {0: "EARLY", 1: "ON_TIME", 2: "LATE", 3: "UNKNOWN"}.get(pane.timing, str(pane.timing))
-        if timing == "LATE":
-            self._late[event_type].inc(len(rows))
-        _log.info("fired window %s [%s, %s) shard %d pane %d %s: %d events -> %s", event_type,
-                  format_timestamp(start), format_timestamp(window.end.to_utc_datetime().replace(tzinfo=timezone.utc)),
-                  shard, pane.index, timing, len(rows), path)
-        yield {"path": path, "event_type": event_type, "window_start": format_timestamp(start),
-               "shard": shard, "pane_index": pane.index, "timing": timing, "count": len(rows)}
-
-
-class WindowedFiles(beam.PTransform):
-    """(event_type, row) stamped with event time -> one NDJSON file per
-    (event type, window, pane, shard). On-time pane at the watermark; late
-    panes for late events (batched over `late_firing_delay_s`), discarding, so
-    files of one window are disjoint and their union is the window."""
-
-    def __init__(self, prefix: str, window_s: int, lateness_s: int, late_firing_delay_s: int,
-                 num_shards: int = 1, project: str | None = None, streaming: bool = True):
-        super().__init__()
-        self.prefix, self.window_s, self.lateness_s = prefix, window_s, lateness_s
-        self.late_firing_delay_s, self.num_shards, self.project = late_firing_delay_s, num_shards, project
-        self.streaming = streaming
-
-    def _windowing(self):
-        if not self.streaming:
-            # Batch (backfill, benchmarks): the watermark jumps to the end once,
-            # so one pane per window; a late trigger would fire per element.
-            return beam.WindowInto(FixedWindows(self.window_s))
-        late = (tr.AfterProcessingTime(self.late_firing_delay_s) if self.late_firing_delay_s else tr.AfterCount(1))
-        return beam.WindowInto(
-            FixedWindows(self.window_s),
-            trigger=tr.AfterWatermark(late=late),
-            accumulation_mode=tr.AccumulationMode.DISCARDING,
-            allowed_lateness=Duration(seconds=self.lateness_s))
-
-    def expand(self, typed_rows):
-        num_shards = self.num_shards
-        return (
-            typed_rows
-            | "FixedEventTimeWindows" >> self._windowing()
-            | "KeyByTypeAndShard" >> beam.Map(lambda tr_: ((tr_[0], shard_of(tr_[1]["event_id"], num_shards)), tr_[1]))
-            | "GroupPane" >> beam.GroupByKey()
-            | "WritePaneFile" >> beam.ParDo(_WritePaneFn(self.prefix, self.project))
-        )
-
-
-class _WriteTooLateFn(beam.DoFn):
-    def __init__(self, prefix: str, project: str | None):
-        self.prefix, self.project = prefix, project
-
-    def setup(self):
-        self._writer = files.FileWriter(self.project)
-
-    def process(self, typed_row):
-        event_type, row = typed_row
-        path = files.too_late_file_path(self.prefix, event_type, parse_timestamp(row["event_time"]), row["event_id"])
-        self._writer.write(path, files.ndjson([row]))
-        _log.warning("event %s (%s, event time %s) arrived after its window closed; written to %s",
-                     row["event_id"], event_type, row["event_time"], path)
-        yield path
-
-
-class TooLateFiles(beam.PTransform):
-    def __init__(self, prefix: str, project: str | None = None):
-        super().__init__()
-        self.prefix, self.project = prefix, project
-
-    def expand(self, typed_rows):
-        return typed_rows | "WriteTooLateFile" >> beam.ParDo(_WriteTooLateFn(self.prefix, self.project))
-
-
 # -- helpers for the edges -----------------------------------------------------------------------------
-def to_typed_lines(accepted: Accepted):
-    """(event_type, file line) for the file branch."""
-    return accepted.event.event_type, file_line(accepted.event)
-
-
 def table_row_maker(source: str):
     """Accepted -> (table, row, insertId) for the event tables."""
 

@@ -1,34 +1,29 @@
-"""Run the reconciliation checks: SQL in sql/reconcile/ against BigQuery, and
-the same questions against the window files on GCS (or a local folder).
+"""The reconciliation against the producer's ledger: SQL in sql/reconcile/
+against BigQuery, and the same questions against the files.
 
 Each check gives rows with a `failures` column; a check passes when every row
-has 0 failures. The GCS side is computed here because BigQuery cannot list
-objects: every file under the output prefix is parsed from its path
-(type, minute folder, late or not) and read for its event ids.
+has 0 failures. Every check has a test that makes it fail
+(tests/test_reconcile.py and tests/test_end_to_end.py). For production, where
+there is no ledger, see `reconcile.no_ledger`.
 """
 
 from __future__ import annotations
 
-import re
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import orjson
-
-from pipeline.files import list_files, read_file
 from pipeline.provision import substitute
+from reconcile.files import FileInventory, scan
 from schemas import event_specs
-from schemas.contract import stored_content_hash
+from schemas.contract import minute_of, parse_timestamp, stored_content_hash
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql" / "reconcile"
-_PATH_RE = re.compile(
-    r"/(?P<late>_too_late/)?(?P<type>order|inventory|user_activity)/(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})/"
-    r"(?P<H>\d{2})/(?P<M>\d{2})/(?P=type)_(?P<stamp>\d{12})(?P<suffix>\d{4,}|_[0-9a-f]{16})\.json$")
 FAR_PAST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 FAR_FUTURE = datetime(2200, 1, 1, tzinfo=timezone.utc)
+QUERY_TIMEOUT_S = 120
 
 
 @dataclass
@@ -64,114 +59,106 @@ def _jsonable(value):
     return value
 
 
-def _scope_config(scope: Scope):
-    """@run_id, @start and @end, the parameters every check takes."""
+def query_config(params: dict):
+    """Query parameters from a dict of name -> value (type from the value)."""
     from google.cloud import bigquery
 
-    return bigquery.QueryJobConfig(query_parameters=[
-        bigquery.ScalarQueryParameter("run_id", "STRING", scope.run_id),
-        bigquery.ScalarQueryParameter("start", "TIMESTAMP", scope.start),
-        bigquery.ScalarQueryParameter("end", "TIMESTAMP", scope.end),
-    ])
+    out = []
+    for name, value in params.items():
+        if isinstance(value, list):
+            out.append(bigquery.ArrayQueryParameter(name, "STRING", value))
+        elif isinstance(value, datetime):
+            out.append(bigquery.ScalarQueryParameter(name, "TIMESTAMP", value))
+        else:
+            out.append(bigquery.ScalarQueryParameter(name, "STRING", value))
+    return bigquery.QueryJobConfig(query_parameters=out)
+
+
+def query(client, sql: str, params: dict | None = None) -> list[dict]:
+    """Rows as dicts. Fails fast: no silent minutes of client retries when
+    BigQuery is unreachable (the caller says so in one line)."""
+    from google.api_core.retry import Retry
+
+    job = client.query(sql, job_config=query_config(params or {}), retry=Retry(timeout=10), job_retry=None,
+                       timeout=30)
+    return [dict(row.items()) for row in job.result(timeout=QUERY_TIMEOUT_S, retry=Retry(timeout=10))]
 
 
 def run_sql(client, name: str, project: str, dataset: str, scope: Scope) -> list[dict]:
     sql = substitute((SQL_DIR / name).read_text(), project, dataset)
-    rows = client.query(sql, job_config=_scope_config(scope)).result(timeout=300)
+    rows = query(client, sql, {"run_id": scope.run_id, "start": scope.start, "end": scope.end})
     # sample_* columns hold every offending id (LIMIT inside ARRAY_AGG is not
     # portable to the emulator); five are enough for a report.
     return [{k: (_jsonable(v)[:5] if k.startswith("sample_") and isinstance(v, list) else _jsonable(v))
              for k, v in row.items()} for row in rows]
 
 
-# -- the files side ---------------------------------------------------------------------
-@dataclass
-class FileInventory:
-    """Where each event id was found in the window files."""
-
-    per_minute: Counter = field(default_factory=Counter)          # (minute, type) -> distinct ids in that folder
-    locations: dict = field(default_factory=lambda: defaultdict(list))  # event_id -> [(type, minute, too_late)]
-    files: int = 0
-    bad_paths: list = field(default_factory=list)
-
-
-def scan_files(prefix: str, project: str | None, wanted_ids: set[str] | None = None) -> FileInventory:
-    inv = FileInventory()
-    for path in list_files(prefix, project):
-        match = _PATH_RE.search(path)
-        if not match:
-            if "/.tmp-" not in path:
-                inv.bad_paths.append(path)
-            continue
-        g = match.groupdict()
-        minute = f"{g['y']}-{g['m']}-{g['d']}T{g['H']}:{g['M']}:00Z"
-        if g["stamp"] != f"{g['y']}{g['m']}{g['d']}{g['H']}{g['M']}":
-            inv.bad_paths.append(path)  # the name must repeat its folder's minute
-            continue
-        inv.files += 1
-        for line in read_file(path, project).splitlines():
-            if not line.strip():
-                continue
-            row = orjson.loads(line)
-            event_id = row["event_id"]
-            if wanted_ids is not None and event_id not in wanted_ids:
-                continue
-            if not any(loc[:2] == (g["type"], minute) for loc in inv.locations.get(event_id, [])):
-                inv.per_minute[(minute, g["type"])] += 1  # distinct events per minute folder
-            inv.locations[event_id].append((g["type"], minute, bool(g["late"])))
-    return inv
-
-
+# -- the files side --------------------------------------------------------------------------
 def _good(ledger: list[dict]) -> list[dict]:
-    """Ledger rows the event tables and files must hold: valid, first copies."""
-    return [r for r in ledger if not r["malformed"] and not r.get("conflict")]
+    """Ledger rows the event tables and files must hold: valid first copies."""
+    return [r for r in ledger if not r["malformed"] and not r["conflict"]]
 
 
-def files_checks(ledger: list[dict], inv: FileInventory, per_minute_rows: list[dict],
-                 after_replay: bool = False) -> list[CheckResult]:
-    """GCS versions of checks 1, 3, 4 and 5, from the ledger and the files.
-    `after_replay`: a crash recovery replayed the subscription, so an event
-    may sit in two pane files of its own minute folder; that is reported, not
-    failed (per-minute counts are of distinct events either way)."""
+def _samples(ids, n: int = 5) -> list[str]:
+    return sorted(ids)[:n]
+
+
+def files_checks(ledger: list[dict], inv: FileInventory, per_minute_rows: list[dict]) -> list[CheckResult]:
+    """The ledger's events in the files: each once, in the folder of its
+    event-time minute, with the content the producer published; the layout
+    and manifests intact; per-minute counts equal to the producer's and
+    BigQuery's."""
     good = _good(ledger)
-    missing = [r for r in good if r["event_id"] not in inv.locations]
-    dupes = {e: locs for e, locs in inv.locations.items() if len(locs) > 1}
-    misplaced = []
+    by_type = defaultdict(lambda: {"expected": 0, "missing": [], "duplicated": [], "misplaced": [], "changed": []})
     for r in good:
-        minute = r["event_time"][:16] + ":00Z"
-        for (etype, folder_minute, too_late) in inv.locations.get(r["event_id"], []):
-            if etype != r["event_type"] or folder_minute != minute:
-                misplaced.append(r["event_id"])
-    by_type = defaultdict(lambda: {"expected": 0, "failures": 0, "sample_missing_ids": []})
-    for r in good:
-        by_type[r["event_type"]]["expected"] += 1
-    for r in missing:
+        key = (r["event_type"], r["event_id"])
         entry = by_type[r["event_type"]]
-        entry["failures"] += 1
-        if len(entry["sample_missing_ids"]) < 5:
-            entry["sample_missing_ids"].append(r["event_id"])
-    missing_rows = [{"event_type": t, **v} for t, v in sorted(by_type.items())]
+        entry["expected"] += 1
+        places = inv.locations.get(key, [])
+        minute = minute_of(parse_timestamp(r["event_time"]))
+        if not places:
+            entry["missing"].append(r["event_id"])
+            continue
+        if len(places) > 1:
+            entry["duplicated"].append(r["event_id"])
+        if any(p.minute != minute or p.event_type != r["event_type"] for p in places):
+            entry["misplaced"].append(r["event_id"])
+        if any(p.content_hash != r["content_hash"] for p in places):
+            entry["changed"].append(r["event_id"])
 
+    def rows(kind):
+        return [{"event_type": t, "expected": v["expected"], "failures": len(v[kind]),
+                 f"sample_{kind}_ids": _samples(v[kind])} for t, v in sorted(by_type.items())]
+
+    in_folder = defaultdict(set)  # (folder minute, type) -> the ledger's events found there
+    for r in good:
+        for place in inv.locations.get((r["event_type"], r["event_id"]), []):
+            in_folder[(place.minute, place.event_type)].add(r["event_id"])
     minute_rows = []
     for row in per_minute_rows:
-        minute = row["minute"][:16] + ":00Z"
-        gcs = inv.per_minute.get((minute, row["event_type"]), 0)
+        minute = parse_timestamp(row["minute"])
+        gcs = len(in_folder.get((minute, row["event_type"]), ()))
         minute_rows.append({**row, "gcs_count": gcs,
-                            "failures": int(row["failures"] or row["producer_count"] != gcs)})
+                            "failures": int(bool(row["failures"]) or row["producer_count"] != gcs)})
     late = [r for r in good if r["intended_delay_s"] > 0]
-    late_rows = [{"late_events": len(late),
-                  "in_late_folder": sum(1 for r in late for loc in inv.locations.get(r["event_id"], []) if loc[2]),
-                  "failures": sum(1 for r in late if r["event_id"] in misplaced or r["event_id"] not in inv.locations)}]
+    late_bad = [r["event_id"] for r in late
+                if not inv.locations.get((r["event_type"], r["event_id"]))
+                or any(p.minute != minute_of(parse_timestamp(r["event_time"]))
+                       for p in inv.locations[(r["event_type"], r["event_id"])])]
+    layout = [{"files": inv.files, "lines": inv.lines, "outside_layout": len(inv.bad_paths),
+               "manifest_problems": len(inv.manifest_problems),
+               "failures": len(inv.bad_paths) + len(inv.manifest_problems)}]
     return [
-        CheckResult("gcs_missing", "GCS: ledger events absent from the files", missing_rows,
-                    [f"{inv.files} files scanned"] + [f"unrecognised path: {p}" for p in inv.bad_paths[:5]]),
-        CheckResult("gcs_duplicates", "GCS: events in more than one file" + (" (replay: reported)" if after_replay else ""),
-                    [{"events_in_several_files": len(dupes), "failures": 0 if after_replay else len(dupes),
-                      "sample": sorted(dupes)[:5]}]),
-        CheckResult("gcs_misplaced", "GCS: events outside their event-time minute folder",
-                    [{"misplaced": len(misplaced), "failures": len(misplaced), "sample": misplaced[:5]}]),
-        CheckResult("per_minute", "Per minute and type: producer = BigQuery = GCS", minute_rows),
-        CheckResult("gcs_late", "GCS: late events in the folder of their event time", late_rows),
+        CheckResult("gcs_missing", "GCS: ledger events absent from the files", rows("missing")),
+        CheckResult("gcs_duplicates", "GCS: events in more than one file line", rows("duplicated")),
+        CheckResult("gcs_misplaced", "GCS: events outside the folder of their event-time minute", rows("misplaced")),
+        CheckResult("gcs_content", "GCS: file lines whose values differ from what the producer published",
+                    rows("changed")),
+        CheckResult("gcs_late", "GCS: late events in the folder of their event time",
+                    [{"late_events": len(late), "failures": len(late_bad), "sample_misplaced_ids": late_bad[:5]}]),
+        CheckResult("gcs_layout", "GCS: every file in the brief's layout, every folder's manifest exact", layout,
+                    [f"outside the layout: {p}" for p in inv.bad_paths[:5]] + inv.manifest_problems[:5]),
+        CheckResult("per_minute", "4. Per minute and type: producer = BigQuery = GCS", minute_rows),
     ]
 
 
@@ -180,84 +167,78 @@ def content_check(client, project: str, dataset: str, ledger: list[dict]) -> Che
     of each event's row in the dedup views (schemas.contract) equals the hash
     of what the producer published. A value changed on the way (rounding, a
     time zone, a truncated string) fails here even if the ids all match."""
-    from google.cloud import bigquery
-
     expected = {(r["event_type"], r["event_id"]): r["content_hash"] for r in _good(ledger)}
     rows = []
     for event_type, spec in event_specs().items():
         ids = sorted(i for t, i in expected if t == event_type)
         if not ids:
             continue
-        sql = f"SELECT * FROM `{project}.{dataset}.{spec.name}_dedup` WHERE event_id IN UNNEST(@ids)"
-        config = bigquery.QueryJobConfig(query_parameters=[bigquery.ArrayQueryParameter("ids", "STRING", ids)])
-        mismatched = []
-        checked = 0
-        for row in client.query(sql, job_config=config).result(timeout=300):
-            row = dict(row.items())
+        changed, checked = [], 0
+        for row in query(client, f"SELECT * FROM `{project}.{dataset}.{spec.name}_dedup` WHERE event_id IN UNNEST(@ids)",
+                         {"ids": ids}):
             checked += 1
             if stored_content_hash(event_type, row) != expected[(event_type, row["event_id"])]:
-                mismatched.append(row["event_id"])
-        rows.append({"event_type": event_type, "checked": checked, "failures": len(mismatched),
-                     "sample_changed_ids": mismatched[:5]})
+                changed.append(row["event_id"])
+        rows.append({"event_type": event_type, "checked": checked, "failures": len(changed),
+                     "sample_changed_ids": changed[:5]})
     return CheckResult("content", "8. Content: every stored value as the producer published it", rows)
 
 
 def ledger_rows(client, project: str, dataset: str, scope: Scope) -> list[dict]:
     sql = (f"SELECT event_id, event_type, event_time, content_hash, intended_delay_s, malformed, far_late, conflict, "
-           f"copies "
-           f"FROM `{project}.{dataset}.producer_ledger` WHERE (@run_id = '' OR run_id = @run_id) "
+           f"copies FROM `{project}.{dataset}.producer_ledger` WHERE (@run_id = '' OR run_id = @run_id) "
            f"AND event_time >= @start AND event_time < @end")
-    rows = client.query(sql, job_config=_scope_config(scope)).result()
+    rows = query(client, sql, {"run_id": scope.run_id, "start": scope.start, "end": scope.end})
     return [{k: _jsonable(v) for k, v in row.items()} for row in rows]
 
 
 def run_all(client, project: str, dataset: str, output_prefix: str | None, scope: Scope,
-            after_replay: bool = False) -> dict:
+            project_files: str | None = None) -> dict:
     """Every check, plus the data the report's picture needs."""
+    ledger = ledger_rows(client, project, dataset, scope)
     results = [
+        # An empty scope proves nothing: a wrong run id or an unloaded ledger fails.
+        CheckResult("scope", "0. The ledger has events in scope",
+                    [{"ledger_events": len(ledger), "failures": int(len(ledger) == 0)}]),
         CheckResult("missing", "1. Missing: ledger events absent from BigQuery",
                     run_sql(client, "01_missing.sql", project, dataset, scope)),
         CheckResult("unexpected", "2. Unexpected: BigQuery events not in the ledger",
                     run_sql(client, "02_unexpected.sql", project, dataset, scope)),
-        CheckResult("duplicates", "3. Duplicates in the deduplicated views (raw copies explained)",
+        CheckResult("duplicates", "3. Duplicates: once in the dedup views, never more raw rows than copies published",
                     run_sql(client, "03_duplicates.sql", project, dataset, scope)),
     ]
     per_minute = run_sql(client, "04_per_minute.sql", project, dataset, scope)
-    late = CheckResult("late", "5. Late events in the partition and minute of their event time",
-                       run_sql(client, "05_late_events.sql", project, dataset, scope))
-    malformed = CheckResult("malformed", "6. Malformed messages in the dead-letter table with a reason",
-                            run_sql(client, "06_malformed.sql", project, dataset, scope))
-    conflicts = CheckResult("conflicts", "7. Conflicting copies in the conflicts table, the first copy kept",
-                            run_sql(client, "07_conflicts.sql", project, dataset, scope))
-    lag = run_sql(client, "lag.sql", project, dataset, scope)
-    ledger = ledger_rows(client, project, dataset, scope)
     if output_prefix:
-        inv = scan_files(output_prefix, project, {r["event_id"] for r in ledger})
-        results.extend(files_checks(ledger, inv, per_minute, after_replay))
+        results.extend(files_checks(ledger, scan(output_prefix, project_files or project), per_minute))
     else:
         results.append(CheckResult("per_minute", "4. Per minute and type: producer = BigQuery", per_minute))
-    results.extend([late, malformed, conflicts, content_check(client, project, dataset, ledger)])
-    # An empty scope proves nothing: a wrong run id or an unloaded ledger fails.
-    results.insert(0, CheckResult("scope", "0. The ledger has events in scope",
-                                  [{"ledger_events": len(ledger), "failures": int(len(ledger) == 0)}]))
-    return {"results": results, "lag": lag, "ledger_events": len(ledger),
+    results.extend([
+        CheckResult("late", "5. Late events in the partition and minute of their event time",
+                    run_sql(client, "05_late_events.sql", project, dataset, scope)),
+        CheckResult("malformed", "6. Malformed messages in the dead-letter table with a reason",
+                    run_sql(client, "06_malformed.sql", project, dataset, scope)),
+        CheckResult("conflicts", "7. Conflicting copies in the conflicts table, the first copy kept",
+                    run_sql(client, "07_conflicts.sql", project, dataset, scope)),
+        content_check(client, project, dataset, ledger),
+    ])
+    good = _good(ledger)
+    return {"results": results, "lag": run_sql(client, "lag.sql", project, dataset, scope),
+            "ledger_events": len(ledger),
             "ledger_malformed": sum(1 for r in ledger if r["malformed"]),
             "ledger_duplicated": sum(1 for r in ledger if r["copies"] > 1),
             "ledger_conflicts": sum(1 for r in ledger if r["conflict"]),
-            # Late counts are about valid first copies (malformed ones go to dead letters).
-            "ledger_late": sum(1 for r in _good(ledger) if r["intended_delay_s"] > 0 and not r["far_late"]),
-            "ledger_far_late": sum(1 for r in _good(ledger) if r["far_late"])}
+            "ledger_late": sum(1 for r in good if r["intended_delay_s"] > 0 and not r["far_late"]),
+            "ledger_far_late": sum(1 for r in good if r["far_late"])}
 
 
 def wait_until_passed(client, project: str, dataset: str, output_prefix: str | None, scope: Scope,
-                      timeout_s: float, after_replay: bool = False, keep_waiting=lambda: True,
-                      on_wait=None, every_s: float = 5.0) -> dict:
+                      timeout_s: float, keep_waiting=lambda: True, on_wait=None, every_s: float = 5.0) -> dict:
     """Re-run every check until all pass, the timeout passes or
     `keep_waiting()` says stop (the job died); the last outcome is returned.
-    Windows close a while after the last event, so a run converges."""
+    Minute folders complete a while after the last event, so a run converges."""
     deadline = time.monotonic() + timeout_s
     while True:
-        outcome = run_all(client, project, dataset, output_prefix, scope, after_replay)
+        outcome = run_all(client, project, dataset, output_prefix, scope)
         failing = [r.name for r in outcome["results"] if not r.passed]
         if not failing or time.monotonic() >= deadline or not keep_waiting():
             return outcome

@@ -12,10 +12,13 @@ from rich.table import Table
 
 def print_results(outcome: dict, console: Console | None = None) -> bool:
     console = console or Console(width=160)
-    console.print(f"ledger: {outcome['ledger_events']} events, {outcome['ledger_malformed']} malformed, "
-                  f"{outcome['ledger_duplicated']} published more than once, {outcome['ledger_late']} late, "
-                  f"{outcome['ledger_far_late']} beyond the allowed lateness, {outcome['ledger_conflicts']} conflicting "
-                  "copies")
+    if "ledger_events" in outcome:
+        console.print(f"ledger: {outcome['ledger_events']} events, {outcome['ledger_malformed']} malformed, "
+                      f"{outcome['ledger_duplicated']} published more than once, {outcome['ledger_late']} late, "
+                      f"{outcome['ledger_far_late']} beyond the allowed lateness, {outcome['ledger_conflicts']} "
+                      "conflicting copies")
+    else:
+        console.print(f"no ledger: BigQuery, the job's files_written and the files compared ({outcome['mode']})")
     summary = Table(title="Reconciliation", show_lines=False)
     summary.add_column("check")
     summary.add_column("result")
@@ -23,33 +26,33 @@ def print_results(outcome: dict, console: Console | None = None) -> bool:
     for result in outcome["results"]:
         summary.add_row(result.title, "[green]PASS[/green]" if result.passed else "[red]FAIL[/red]",
                         str(result.failures))
-        if result.name != "per_minute":
-            _detail(console, result)
+        if result.name not in ("per_minute", "nl_per_minute") or not result.passed:
+            _detail(console, result, only_failures=result.name in ("per_minute", "nl_per_minute"))
     console.print(summary)
     return all(r.passed for r in outcome["results"])
 
 
-def _detail(console: Console, result) -> None:
-    if not result.rows:
+def _detail(console: Console, result, only_failures: bool = False) -> None:
+    rows = [r for r in result.rows if r.get("failures")] if only_failures else result.rows
+    if not rows:
         return
     table = Table(title=result.title, title_justify="left")
-    columns = list(result.rows[0])
+    columns = list(rows[0])
     for col in columns:
         table.add_column(col)
-    for row in result.rows:
+    for row in rows:
         table.add_row(*[str(row.get(c)) if row.get(c) not in (None, []) else "" for c in columns])
     console.print(table)
     for note in result.notes:
         console.print(f"  {note}")
 
 
-def write_json(outcome: dict, path: Path, scope) -> Path:
+def write_json(outcome: dict, path: Path, scope: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {
-        "scope": {"run_id": scope.run_id, "start": scope.start.isoformat(), "end": scope.end.isoformat()},
+        "scope": scope,
         "passed": all(r.passed for r in outcome["results"]),
-        "ledger": {k: outcome[k] for k in ("ledger_events", "ledger_malformed", "ledger_duplicated",
-                                            "ledger_late", "ledger_far_late", "ledger_conflicts")},
+        "ledger": {k: v for k, v in outcome.items() if k.startswith("ledger_")},
         "checks": [{"name": r.name, "title": r.title, "passed": r.passed, "failures": r.failures, "rows": r.rows,
                     "notes": r.notes} for r in outcome["results"]],
     }

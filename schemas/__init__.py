@@ -131,4 +131,5 @@ def table_columns(spec: TableSpec) -> list[dict]:
 
 DEAD_LETTER_TABLE = "dead_letter"
 CONFLICTS_TABLE = "conflicts"
+FILES_WRITTEN_TABLE = "files_written"
 LEDGER_TABLE = "producer_ledger"

@@ -475,6 +475,17 @@ def bigquery_row(event: Canonical, publish_time: datetime | None, ingest_time: d
     }
 
 
+def conflict_row(*, stage: str, event_type: str, event_id: str, event_time: str, accepted_hash: str,
+                 conflicting_hash: str, publish_time: str | None, payload: str, detected_at: datetime) -> dict:
+    """The conflicts table row (schemas/tables/conflicts.avsc) for a copy whose
+    identity was accepted with another content."""
+    conflict_id = hashlib.sha256(f"{event_type}\x00{event_id}\x00{conflicting_hash}".encode()).hexdigest()[:40]
+    return {"conflict_id": conflict_id, "detected_at": format_timestamp(detected_at), "stage": stage,
+            "event_type": event_type, "event_id": event_id, "event_time": event_time,
+            "accepted_content_hash": accepted_hash, "conflicting_content_hash": conflicting_hash,
+            "publish_time": publish_time, "payload": payload}
+
+
 def stored_content_hash(event_type: str, stored: dict) -> str:
     """Recompute the content hash from a stored BigQuery row or file line
     (NUMERIC as Decimal or float, TIMESTAMP as datetime or text, extra as JSON

@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.validation import Limits, Rejected, parse_message
 from schemas import event_specs
-from schemas.contract import (ContractError, bigquery_row, canonicalize, content_hash, file_line, file_path,
+from schemas.contract import (ContractError, bigquery_row, canonicalize, content_hash, file_path,
                               fit_numeric, format_timestamp, identity_digest, insert_id, line_bytes, manifest_path,
                               parse_file_path, parse_timestamp, read_line, stored_content_hash)
 from tests import brief_events

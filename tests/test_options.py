@@ -16,7 +16,7 @@ def opts(*extra):
 def test_defaults_are_valid():
     o = opts()
     o.validate_all()
-    assert o.window_size_s == 60 and o.allowed_lateness_s >= 120
+    assert o.allowed_lateness_s >= 120
     assert o.dedup_memory_s >= 60 and o.dedup_buckets > 0
     # The brief's producer sets no attributes: Dataflow asks for none unless told.
     dataflow = opts("--runner=DataflowRunner", "--streaming", "--output_prefix=gs://b/out")
@@ -26,7 +26,7 @@ def test_defaults_are_valid():
 
 @pytest.mark.parametrize("extra,needle", [
     (["--subscription=backend-events-topic-sub"], "--subscription"),
-    (["--window_size_s=45"], "--window_size_s"),
+    (["--allowed_lateness_s=-1"], "--allowed_lateness_s"),
     (["--dedup_memory_s=10"], "--dedup_memory_s"),
     (["--dedup_buckets=0"], "--dedup_buckets"),
     (["--pubsub_id_label=on"], "only on Dataflow"),
@@ -43,5 +43,5 @@ def test_bad_options_are_named(extra, needle):
 
 
 def test_cli_exits_2_with_a_message(capsys):
-    assert run([*GOOD, "--window_size_s=7", "--skip_preflight"]) == 2
-    assert "--window_size_s" in capsys.readouterr().err
+    assert run([*GOOD, "--num_file_shards=700", "--skip_preflight"]) == 2
+    assert "--num_file_shards" in capsys.readouterr().err

@@ -12,14 +12,24 @@ def test_committed_ddl_equals_generated():
         assert (DDL_DIR / f"{name}.sql").read_text() == render_ddl(spec)
 
 
-def test_every_event_type_has_table_time_field_and_clustering():
+def test_every_event_type_has_time_fields_identity_and_clustering():
     assert set(event_specs()) == {"order", "inventory", "user_activity"}
     for spec in event_specs().values():
-        field = next(f for f in spec.payload_fields if f["name"] == spec.event_time_field)
-        assert field.get("format") == "date-time"
+        fields = {f["name"]: f for f in spec.payload_fields}
+        assert all(fields[name].get("format") == "date-time" for name in spec.event_time_fields)
+        identity = spec.avro["identity"]
+        assert identity == "content" or all(name in fields for name in identity)
         columns = {c["name"] for c in api_schema(spec)}
         assert set(spec.clustering) <= columns
-        assert {"event_id", "event_time", "publish_time", "ingest_time", "source"} <= columns
+        assert {"event_id", "event_time", "content_hash", "extra", "publish_time", "ingest_time", "source"} <= columns
+
+
+def test_schemas_are_valid_avro():
+    import fastavro
+
+    for spec in table_specs().values():
+        assert spec.parsed  # fastavro parses every record schema (annotations stripped)
+        fastavro.parse_schema(spec.parsed)
 
 
 def test_bigquery_types_follow_the_avro_annotations():
@@ -28,6 +38,8 @@ def test_bigquery_types_follow_the_avro_annotations():
     assert cols["publish_time"]["mode"] == "NULLABLE"
     assert cols["status"]["type"] == "STRING"  # enum
     assert cols["total_amount"]["type"] == "NUMERIC"  # bq_type override for money
+    assert cols["extra"]["type"] == "JSON" and cols["extra"]["mode"] == "NULLABLE"
+    assert cols["updated_at"]["mode"] == "NULLABLE"  # a project extension, optional
     assert cols["items"]["mode"] == "REPEATED" and cols["items"]["type"] == "RECORD"
     assert {f["name"]: f["type"] for f in cols["items"]["fields"]}["quantity"] == "INTEGER"
     assert cols["shipping_address"]["type"] == "RECORD"

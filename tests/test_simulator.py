@@ -4,10 +4,11 @@ import random
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
+import orjson
 import pytest
 
 from pipeline.validation import Limits, Rejected, parse_message
-from simulator.faults import MALFORMED_KINDS, FaultConfig, plan
+from simulator.faults import EXTRA_FIELDS, MALFORMED_KINDS, FaultConfig, plan
 from simulator.ledger import LedgerWriter, aggregate, read_lines
 from simulator.runner import Simulator
 from simulator.world import STATUSES, World
@@ -26,9 +27,28 @@ def test_orders_walk_the_lifecycle_with_fixed_items_and_totals():
     for events in seen.values():
         assert [e["status"] for e in events] == STATUSES[:len(events)]
         assert len({str(e["items"]) for e in events}) == 1
-        total = round(sum(i["quantity"] * i["price"] for i in events[0]["items"]), 2)
+        total = sum(i["quantity"] * i["price"] for i in events[0]["items"])  # a float sum, as producers send
         assert all(e["total_amount"] == total for e in events)
         assert [e["updated_at"] for e in events] == sorted(e["updated_at"] for e in events)
+
+
+def test_ids_are_uuids_and_new_in_every_run_whatever_the_seed():
+    import uuid
+
+    a, b = World(seed=7), World(seed=7)
+    ea, eb = a.next_event("inventory", T0).payload, b.next_event("inventory", T0).payload
+    assert ea["inventory_id"] != eb["inventory_id"]
+    assert ea["product_id"] == eb["product_id"]  # the catalogue comes from the seed
+    for value in (ea["inventory_id"], ea["product_id"], ea["warehouse_id"]):
+        uuid.UUID(value)
+
+
+def test_strict_brief_publishes_only_the_briefs_fields():
+    world = World(seed=1, strict_brief=True)
+    for i in range(50):
+        e = world.next_event("order", T0 + timedelta(seconds=i)).payload
+        assert "updated_at" not in e
+    assert "product_id" not in world.next_event("user_activity", T0).payload["metadata"]
 
 
 def test_inventory_sales_follow_processed_orders():
@@ -46,42 +66,74 @@ def test_inventory_sales_follow_processed_orders():
     assert sold == expected
 
 
-def test_every_generated_event_is_valid():
+@pytest.mark.parametrize("attributes", [False, True])
+def test_every_generated_event_is_valid_and_the_ledger_knows_its_identity(attributes):
+    """The brief's format (body only) by default, with the optional hints
+    when asked; the ledger's event_id and content hash are the pipeline's."""
     world = World(seed=1)
+    cfg = FaultConfig(late_fraction=0, duplicate_fraction=0, malformed_fraction=0, conflict_fraction=0,
+                      extra_field_fraction=0.2, attributes=attributes)
     for i in range(300):
         event = world.next_event(["order", "inventory", "user_activity"][i % 3], T0 + timedelta(seconds=i))
-        p = plan(event, FaultConfig(late_fraction=0, duplicate_fraction=0, malformed_fraction=0, no_id_fraction=0),
-                 random.Random(i))
-        parsed = parse_message(p.messages[0].data, p.messages[0].attributes, now=T0 + timedelta(seconds=i),
-                               limits=Limits())
-        assert parsed.event_id == event.event_id
+        (p,) = plan(event, cfg, random.Random(i), explicit_id=world.new_event_id())
+        message = p.messages[0]
+        assert orjson.loads(message.data)["event_type"] == event.event_type
+        assert bool(message.attributes) == attributes
+        parsed = parse_message(message.data, message.attributes, now=T0 + timedelta(seconds=i), limits=Limits())
+        assert (parsed.event_id, parsed.content_hash) == (p.event_id, p.content_hash)
+        assert [path.replace("[]", "") for path in parsed.unknown_fields] == p.extra_fields
 
 
 @pytest.mark.parametrize("kind", MALFORMED_KINDS)
-def test_each_malformed_kind_is_rejected_by_the_pipeline(kind, monkeypatch):
+@pytest.mark.parametrize("attributes", [False, True])
+def test_each_malformed_kind_is_rejected_by_the_pipeline(kind, attributes, monkeypatch):
+    import hashlib
+
     world = World(seed=2)
     monkeypatch.setattr("simulator.faults.random.Random.choice",
                         lambda self, seq: kind if seq is MALFORMED_KINDS else seq[0])
     for event_type in ("order", "inventory", "user_activity"):
-        p = plan(world.next_event(event_type, T0), FaultConfig(malformed_fraction=1.0), random.Random(0))
+        (p,) = plan(world.next_event(event_type, T0), FaultConfig(malformed_fraction=1.0, attributes=attributes),
+                    random.Random(0))
         assert p.malformed and p.malformed_kind == kind
+        assert p.payload_sha256 == hashlib.sha256(p.messages[0].data).hexdigest()  # how the ledger finds it
         with pytest.raises(Rejected):
             parse_message(p.messages[0].data, p.messages[0].attributes, now=T0, limits=Limits())
 
 
+def test_conflicts_share_the_identity_and_follow_the_original():
+    world, rng = World(seed=3), random.Random(3)
+    cfg = FaultConfig(conflict_fraction=1.0, late_fraction=0, malformed_fraction=0, extra_field_fraction=0)
+    pairs = [plan(world.next_event("inventory", T0), cfg, rng) for _ in range(20)]
+    for original, conflict in pairs:
+        assert conflict.conflict and not original.conflict
+        assert conflict.event_id == original.event_id and conflict.content_hash != original.content_hash
+        assert conflict.messages[0].delay_s >= original.messages[-1].delay_s - 30 and conflict.messages[0].delay_s >= 3
+    # User activity has no id of its own: a changed copy is another event, never a conflict.
+    assert all(len(plan(world.next_event("user_activity", T0), cfg, rng)) == 1 for _ in range(20))
+
+
+def test_extra_fields_are_fields_the_schema_does_not_know():
+    from schemas import event_specs
+
+    for event_type, extras in EXTRA_FIELDS.items():
+        known = {f["name"] for f in event_specs()[event_type].payload_fields}
+        assert all(path.split(".")[0] not in known or "." in path for path, _ in extras)
+
+
 def test_fault_fractions_and_delays():
     world, rng = World(seed=9), random.Random(9)
-    cfg = FaultConfig(too_late_fraction=0.02)
-    plans = [plan(world.next_event("inventory", T0), cfg, rng) for _ in range(5000)]
-    late = [p for p in plans if p.intended_delay_s > 0 and not p.too_late]
+    cfg = FaultConfig(far_late_fraction=0.02, conflict_fraction=0)
+    plans = [plan(world.next_event("inventory", T0), cfg, rng)[0] for _ in range(5000)]
+    late = [p for p in plans if p.intended_delay_s > 0 and not p.far_late]
     assert 0.08 < len(late) / len(plans) < 0.12
     assert all(30 <= p.intended_delay_s <= 60 for p in late)
-    too_late = [p for p in plans if p.too_late]
-    assert too_late and all(p.messages[0].delay_s == 0 for p in too_late)
-    assert all(p.event_time < "2026-01-01T11:55" for p in too_late)  # back-dated past the lateness
+    far_late = [p for p in plans if p.far_late]
+    assert far_late and all(p.messages[0].delay_s == 0 for p in far_late)
+    assert all(p.event_time < "2026-01-01T11:55" for p in far_late)  # back-dated past the lateness
     dups = [p for p in plans if len(p.messages) == 2]
     assert 0.02 < len(dups) / len(plans) < 0.04
-    assert all(d.messages[0].attributes == d.messages[1].attributes for d in dups)
+    assert all(d.messages[0].data == d.messages[1].data for d in dups)
 
 
 class _Future:
@@ -110,12 +162,12 @@ def test_stop_request_publishes_everything_held_back_and_ledger_matches(tmp_path
     pub = _Publisher()
     ledger = LedgerWriter(tmp_path / "l.jsonl")
     sim = Simulator(pub, "t", ledger, "run1", rate=200, seed=4,
-                    faults=FaultConfig(late_fraction=0.5, duplicate_fraction=0.2))
-    sim.stop_requested.set()  # as Ctrl-C: generate what is due, flush the rest now
-    stats = sim.run(count=50)
+                    faults=FaultConfig(late_fraction=0.5, duplicate_fraction=0.2, conflict_fraction=0))
+    stats = sim.run(count=50, progress=lambda s: s.generated >= 50 and sim.stop_requested.set())
     ledger.close()
     lines = read_lines(tmp_path / "l.jsonl")
     rows = aggregate(lines)
+    assert stats.generated == 50  # the stop came after 50 events were generated, ~half of them held back
     assert stats.published == len(pub.sent) == len(lines)
     assert sum(r["copies"] for r in rows) == len(pub.sent)
     assert len(rows) == stats.generated and stats.pending == 0
@@ -139,10 +191,11 @@ class _FlakyPublisher(_Publisher):
 def test_failed_publishes_are_retried_and_only_successes_are_in_the_ledger(tmp_path):
     pub = _FlakyPublisher()
     ledger = LedgerWriter(tmp_path / "l.jsonl")
-    sim = Simulator(pub, "t", ledger, "run2", rate=500, seed=8, faults=FaultConfig(late_fraction=0))
+    sim = Simulator(pub, "t", ledger, "run2", rate=500, seed=8,
+                    faults=FaultConfig(late_fraction=0, conflict_fraction=0.05, duplicate_max_gap_s=1))
     sim.retry_base_s = 0.001
     stats = sim.run(count=60)
     ledger.close()
     rows = aggregate(read_lines(tmp_path / "l.jsonl"))
     assert stats.failed == 0 and pub.calls > len(pub.sent)
-    assert len(rows) == 60 and sum(r["copies"] for r in rows) == len(pub.sent)
+    assert len(rows) == 60 + stats.conflicts and sum(r["copies"] for r in rows) == len(pub.sent)

@@ -1,0 +1,112 @@
+"""The dedup memory (pipeline.transforms._DedupFn) called directly: how long
+an identity is remembered (processing time, from first sight), duplicates,
+conflicts, seeded identities, and no timer at all."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import orjson
+
+from apache_beam.pvalue import TaggedOutput
+from apache_beam.transforms import userstate
+from pipeline.transforms import Accepted, DeduplicateEvents, _DedupFn
+from pipeline.validation import Limits, parse_message
+from schemas.contract import identity_digest
+from tests.helpers import BASE, activity, inventory
+
+NOW = BASE + timedelta(minutes=1)
+
+
+class FakeState:
+    """A ReadModifyWrite state as the runner gives it: values go through the coder."""
+
+    def __init__(self, coder):
+        self.coder, self.value = coder, None
+
+    def read(self):
+        return None if self.value is None else self.coder.decode(self.value)
+
+    def write(self, value):
+        self.value = self.coder.encode(value)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_000_000.0
+
+    def __call__(self):
+        return self.now
+
+
+def accepted(body):
+    return Accepted(parse_message(orjson.dumps(body), None, None, now=NOW, limits=Limits()), None, NOW)
+
+
+def run(fn, state, acc):
+    digest = identity_digest(acc.event.event_type, acc.event.event_id)
+    return list(fn.process((0, (digest, acc)), memory=state))
+
+
+def test_memory_runs_from_first_sight_for_one_to_two_periods():
+    clock = Clock()
+    fn = _DedupFn(memory_s=600, clock=clock)
+    state = FakeState(_DedupFn.MEMORY.coder)
+    event = accepted(inventory(BASE))
+    assert run(fn, state, event) == [event]            # first sight
+    clock.now += 599
+    assert run(fn, state, event) == []                 # a duplicate
+    clock.now += 601                                   # 1200 s after first sight: at the limit of 2 periods
+    assert run(fn, state, accepted(inventory(BASE, inventory_id="other"))) != []  # rotates the bucket
+    clock.now += 600
+    assert run(fn, state, event) == [event]            # forgotten after at most two periods
+
+
+def test_a_late_event_is_remembered_from_when_the_job_saw_it():
+    """Event time plays no part: an event 5 minutes late is remembered as long
+    as one on time."""
+    clock = Clock()
+    fn = _DedupFn(memory_s=600, clock=clock)
+    state = FakeState(_DedupFn.MEMORY.coder)
+    late = accepted(activity(BASE - timedelta(minutes=5)))
+    assert run(fn, state, late) == [late]
+    clock.now += 120
+    assert run(fn, state, late) == []
+
+
+def test_a_different_content_under_the_same_identity_is_a_conflict():
+    fn = _DedupFn(memory_s=600, clock=Clock())
+    state = FakeState(_DedupFn.MEMORY.coder)
+    first = accepted(inventory(BASE))
+    second = accepted(inventory(BASE, quantity_change=5))
+    assert run(fn, state, first) == [first]
+    (out,) = run(fn, state, second)
+    assert isinstance(out, TaggedOutput) and out.tag == "conflicts"
+    row = out.value
+    assert row["event_id"] == first.event.event_id and row["stage"] == "dedup"
+    assert (row["accepted_content_hash"], row["conflicting_content_hash"]) == (first.event.content_hash,
+                                                                               second.event.content_hash)
+    assert orjson.loads(row["payload"])["quantity_change"] == 5
+    assert run(fn, state, first) == []  # the first stays the accepted one
+
+
+def test_seeded_identities_count_as_seen():
+    event = accepted(inventory(BASE))
+    digest = identity_digest("inventory", event.event.event_id)
+    fn = _DedupFn(memory_s=600, clock=Clock(), seen={digest: event.event.content_hash})
+    state = FakeState(_DedupFn.MEMORY.coder)
+    assert run(fn, state, event) == []
+    (out,) = run(fn, state, accepted(inventory(BASE, quantity_change=7)))
+    assert out.tag == "conflicts"
+
+
+def test_the_type_is_part_of_the_identity_and_no_timer_is_kept():
+    fn = _DedupFn(memory_s=600, clock=Clock())
+    state = FakeState(_DedupFn.MEMORY.coder)
+    inv = accepted(inventory(BASE, inventory_id="shared-id"))
+    order_like = accepted({**inventory(BASE), "event_type": "inventory", "inventory_id": "shared-id-2"})
+    assert run(fn, state, inv) == [inv] and run(fn, state, order_like) == [order_like]
+    assert identity_digest("order", "x") != identity_digest("inventory", "x")
+    specs = userstate.get_dofn_specs(fn)
+    assert specs[1] == set()  # no timers: nothing per event for the runner to scan
+    assert DeduplicateEvents(600, buckets=8).buckets == 8
