@@ -105,7 +105,8 @@ def run_rate(stack: LocalStack, rate: float, seconds: float, drain_s: float, run
     visibility.start()
     publisher = make_publisher()
     ledger = LedgerWriter(tmp / "ledger.jsonl")
-    faults = FaultConfig(late_fraction=0, duplicate_fraction=0, malformed_fraction=0, no_id_fraction=0)
+    faults = FaultConfig(late_fraction=0, duplicate_fraction=0, malformed_fraction=0, conflict_fraction=0,
+                         extra_field_fraction=0)
     sim = Simulator(publisher, publisher.topic_path(stack.project, TOPIC), ledger, run_id, rate=rate,
                     faults=faults, seed=int(rate))
     started = time.time()

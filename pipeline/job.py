@@ -28,8 +28,8 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from pipeline.bigquery_sink import WriteToBigQueryTables
 from pipeline.options import EcommerceOptions, OptionsError
 from pipeline.minute_files import FileRecord, MinuteFiles
-from pipeline.transforms import (DeduplicateEvents, ParseEvents, table_row_maker, to_conflict_rows,
-                                 to_dead_letter_rows)
+from pipeline.transforms import (DeduplicateEvents, ParseEvents, SkipStoredEvents, table_row_maker,
+                                 to_conflict_rows, to_dead_letter_rows)
 from schemas import CONFLICTS_TABLE, DEAD_LETTER_TABLE, FILES_WRITTEN_TABLE, event_specs
 from schemas.contract import ATTR_EVENT_ID, ATTR_EVENT_TIME
 
@@ -71,24 +71,25 @@ def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, messages: be
                    clock=time.time, write_bigquery: bool = True, seen: dict | None = None) -> JobOutputs:
     """Add the job's steps to `pipeline`. Exposed for testing: pass `messages`
     to replace the Pub/Sub read, `clock` for processing time (dedup memory,
-    late-file batching). `seen` (digest -> content hash) seeds the dedup
-    memory with events already stored, when a local run replays."""
+    late-file batching). `seen` (digest -> content hash): events BigQuery
+    already holds, not inserted again, when a local run replays."""
     if messages is None:
         messages = read_messages(pipeline, opts)
     project = opts.table_project()
 
     parsed = messages | "ParseEvents" >> ParseEvents(opts.limits())
     deduped = parsed.events | "DeduplicateEvents" >> DeduplicateEvents(
-        opts.dedup_memory_s, opts.dedup_buckets, clock=clock, seen=seen)
+        opts.dedup_memory_s, opts.dedup_buckets, clock=clock)
     events = deduped.events
     written = events | "MinuteFiles" >> MinuteFiles(
         opts.output_prefix.rstrip("/"), opts.allowed_lateness_s, opts.late_firing_delay_s, opts.num_file_shards,
         project, clock=clock)
-    conflicts = (deduped.conflicts, written.conflicts) | "AllConflicts" >> beam.Flatten()
+    to_store = events | "SkipStoredEvents" >> SkipStoredEvents(seen)
+    conflicts = (deduped.conflicts, written.conflicts, to_store.conflicts) | "AllConflicts" >> beam.Flatten()
 
     refused = []
     if write_bigquery:
-        refused.append(events
+        refused.append(to_store.events
                        | "ToTableRows" >> beam.Map(table_row_maker("stream"))
                        | "WriteEventTables" >> WriteToBigQueryTables(project, opts.dataset, opts.bq_batch_size))
         refused.append(conflicts

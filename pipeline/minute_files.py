@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 import typing
 from datetime import datetime, timedelta, timezone
@@ -47,11 +48,43 @@ from apache_beam.utils.timestamp import Timestamp
 
 from pipeline.files import FileWriter
 from schemas.contract import (MAX_FILE_SEQ, conflict_row, file_path, format_timestamp, from_micros,
-                              identity_digest, line_bytes, manifest_path, minute_folder, parse_file_path, read_line)
+                              identity_digest, line_bytes, manifest_path, minute_folder, parse_file_path,
+                              parse_timestamp, read_line)
 
 _log = logging.getLogger(__name__)
 CONFLICTS = "conflicts"
 MINUTE_US = 60_000_000
+
+
+class _Held:
+    """Publish times of the events each folder holds but has not written yet,
+    in this process. A local run's crash recovery (pipeline/recovery.py)
+    never puts its safe replay point after the oldest of them: those events
+    were acknowledged to Pub/Sub and exist nowhere else until their file is
+    written. (On Dataflow, state is durable and nothing reads this.)"""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._since: dict = {}
+
+    def hold(self, key, publish_time: str | None) -> None:
+        if publish_time is None:
+            return
+        stamp = parse_timestamp(publish_time).timestamp()
+        with self._lock:
+            if stamp < self._since.get(key, float("inf")):
+                self._since[key] = stamp
+
+    def release(self, key) -> None:
+        with self._lock:
+            self._since.pop(key, None)
+
+    def oldest(self) -> float | None:
+        with self._lock:
+            return min(self._since.values(), default=None)
+
+
+HELD = _Held()
 
 
 class FileRecord(typing.NamedTuple):
@@ -133,6 +166,7 @@ class _MinuteFilesFn(beam.DoFn):
             known[digest] = content_hash
             ids.add((digest, content_hash))
             pending.add((event_time, event_id, line))
+            HELD.hold(key, publish_time)
             if meta["files"] and not meta["flush_set"]:
                 late_flush.set(Timestamp(self.clock() + self.late_firing_delay_s))
                 meta["flush_set"] = True
@@ -223,6 +257,7 @@ class _MinuteFilesFn(beam.DoFn):
         held = sorted(pending.read())
         pending.clear()
         if not held:
+            HELD.release(key)
             return
         event_type, minute_us, shard = key
         minute = from_micros(minute_us)
@@ -240,6 +275,7 @@ class _MinuteFilesFn(beam.DoFn):
                 break
         meta["files"].append((seq, len(held)))
         self._write_manifest(event_type, minute, shard, meta)
+        HELD.release(key)
         self.files_written.inc()
         self.lines[timing].inc(len(held))
         _log.info("%s file %s: %d events (%s)", timing, path, len(held), event_type)
@@ -249,18 +285,23 @@ class _MinuteFilesFn(beam.DoFn):
                          written_at=format_timestamp(datetime.now(timezone.utc)))
 
     def _write_manifest(self, event_type: str, minute: datetime, shard: int, meta: dict) -> None:
-        """`_MANIFEST.json` of the folder (one per shard when several): the
-        files this shard wrote and their line counts. It exists once the
-        minute is complete (the watermark passed its end) and is rewritten
-        when a later file is added."""
-        files = [{"name": file_path("", event_type, minute, seq).rsplit("/", 1)[1], "lines": lines}
-                 for seq, lines in sorted(meta["files"])]
-        doc = {"event_type": event_type, "minute": format_timestamp(minute), "shard": shard,
-               "num_shards": self.num_shards, "complete": True, "files": files,
-               "lines": sum(f["lines"] for f in files),
-               "complete_as_of_watermark": format_timestamp(minute + timedelta(minutes=1))}
         self._writer.write(manifest_path(self.prefix, event_type, minute, shard, self.num_shards),
-                           orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+                           manifest_document(event_type, minute, shard, self.num_shards, meta["files"]))
+
+
+def manifest_document(event_type: str, minute: datetime, shard: int, num_shards: int,
+                      files: list[tuple[int, int]]) -> bytes:
+    """`_MANIFEST.json` of a minute folder (one per shard when several): the
+    files the shard wrote, (seq, lines), and their line counts. It exists
+    once the minute is complete (the watermark passed its end) and is
+    rewritten when a later file is added, so a batch consumer knows when a
+    minute is complete and how many events it holds without listing."""
+    listed = [{"name": file_path("", event_type, minute, seq).rsplit("/", 1)[1], "lines": lines}
+              for seq, lines in sorted(files)]
+    doc = {"event_type": event_type, "minute": format_timestamp(minute), "shard": shard, "num_shards": num_shards,
+           "complete": True, "files": listed, "lines": sum(f["lines"] for f in listed),
+           "complete_as_of_watermark": format_timestamp(minute + timedelta(minutes=1))}
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
 
 
 class MinuteFiles(beam.PTransform):

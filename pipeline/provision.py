@@ -3,8 +3,8 @@ definitions: the Pub/Sub topic and subscription, the dataset, every table
 (schemas/ -> partitioning and clustering), the views (ddl/views/) and the
 bucket.
 
-    python -m pipeline.provision --project local-project --dataset ecommerce \\
-        --topic events --subscription events-sub --bucket local-bucket
+    python -m pipeline.provision --project local-project --dataset ecommerce --bucket local-bucket
+    python -m pipeline.provision --project local-project --update-schemas   # after a compatible schema change
 
 Tables are created through the API by default: the BigQuery emulator accepts
 `PARTITION BY` in DDL but does not keep it. `--tables-via ddl` applies the
@@ -22,6 +22,7 @@ from pathlib import Path
 from pipeline.clients import bigquery_client, publisher_client, storage_client, subscriber_client
 from schemas import table_specs
 from schemas.bigquery import api_schema, generated_views
+from schemas.contract import SUBSCRIPTION, TOPIC
 
 _log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,6 +90,49 @@ def ensure_tables_api(client, project: str, dataset: str) -> list[str]:
     return created
 
 
+def _merged_fields(existing: list[dict], desired: list[dict]) -> tuple[list[dict], list[str]]:
+    """The existing schema (API form) with what `desired` adds: new fields at
+    any depth, REQUIRED relaxed to NULLABLE. Nothing is removed or retyped
+    (schemas.compat refuses such changes before they get here)."""
+    by_name = {f["name"]: f for f in desired}
+    merged, changes = [], []
+    for f in existing:
+        want = by_name.get(f["name"])
+        f = dict(f)
+        if want:
+            if f.get("mode") == "REQUIRED" and want.get("mode") == "NULLABLE":
+                f["mode"] = "NULLABLE"
+                changes.append(f"{f['name']}: now NULLABLE")
+            if f.get("fields") and want.get("fields"):
+                f["fields"], inner = _merged_fields(f["fields"], want["fields"])
+                changes.extend(f"{f['name']}.{c}" for c in inner)
+        merged.append(f)
+    known = {f["name"] for f in existing}
+    for f in desired:
+        if f["name"] not in known:
+            merged.append(f)
+            changes.append(f"{f['name']}: added")
+    return merged, changes
+
+
+def update_table_schemas(client, project: str, dataset: str, specs: dict | None = None) -> dict[str, list[str]]:
+    """Bring existing tables up to the schemas (the compatible changes
+    `python -m schemas.compat --check` allows), through the API. Returns
+    table -> what changed."""
+    from google.cloud import bigquery
+
+    done = {}
+    for name, spec in (specs or table_specs()).items():
+        table = client.get_table(f"{project}.{dataset}.{name}", timeout=30)
+        existing = [f.to_api_repr() for f in table.schema]
+        merged, changes = _merged_fields(existing, api_schema(spec))
+        if changes:
+            table.schema = [bigquery.SchemaField.from_api_repr(f) for f in merged]
+            client.update_table(table, ["schema"], timeout=30)
+            done[name] = changes
+    return done
+
+
 def ensure_tables_ddl(client, project: str, dataset: str) -> list[str]:
     created = []
     for path in sorted(TABLES_DIR.glob("*.sql")):
@@ -131,12 +175,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project", required=True)
     parser.add_argument("--dataset", default="ecommerce")
-    parser.add_argument("--topic", default="events")
-    parser.add_argument("--subscription", default="events-sub")
+    parser.add_argument("--topic", default=TOPIC)
+    parser.add_argument("--subscription", default=SUBSCRIPTION)
     parser.add_argument("--bucket")
     parser.add_argument("--location", default="US")
     parser.add_argument("--tables-via", choices=["api", "ddl"], default="api")
+    parser.add_argument("--update-schemas", action="store_true",
+                        help="only bring existing tables up to schemas/ (new optional fields, relaxed modes)")
     args = parser.parse_args(argv)
+    if args.update_schemas:
+        print(update_table_schemas(bigquery_client(args.project), args.project, args.dataset) or "nothing to change")
+        return 0
     result = provision(args.project, args.dataset, args.topic, args.subscription, args.bucket, args.tables_via,
                        args.location)
     print(result)

@@ -6,11 +6,11 @@ loses whatever was in flight. The subscription is provisioned with
 `retain_acked_messages`, so acked messages stay available for seeking.
 
 * While a job runs, `Checkpointer` writes `--checkpoint_file` every few
-  seconds: `safe_replay_from` = now - `--replay_margin_s` (never earlier than
-  the job's own start minus the margin). Everything published before that
-  point was pulled long enough ago to have been written, if the job was
-  keeping up (the margin covers the job's lag; size it from the
-  `events.lag_ms` metric).
+  seconds: `safe_replay_from` = now - `--replay_margin_s`, and never later
+  than the oldest event still waiting in a minute folder's state for its
+  file (`pipeline.minute_files.HELD`). Everything published before that point
+  was pulled long enough ago to have reached BigQuery (the margin covers the
+  time from the pull to the insert) and has its file.
 * On restart with `--replay_from=auto`, the job seeks the subscription to the
   checkpoint's `safe_replay_from` (or `--replay_from=<RFC 3339 time>`) before
   it starts: every message published after it is delivered again. The replay
@@ -63,7 +63,15 @@ class Checkpointer:
         self._thread.join(timeout=5)
 
     def safe_point(self, now: datetime) -> datetime:
-        return self.initial if now - self.started < self.margin else max(self.initial, now - self.margin)
+        point = self.initial if now - self.started < self.margin else max(self.initial, now - self.margin)
+        # Never past an event that was acknowledged but is still waiting for its
+        # minute folder's file (up to a minute, longer when the job lags).
+        from pipeline.minute_files import HELD
+
+        oldest = HELD.oldest()
+        if oldest is not None:
+            point = min(point, datetime.fromtimestamp(oldest - 1, timezone.utc))
+        return point
 
     def write(self) -> None:
         now = datetime.now(timezone.utc)

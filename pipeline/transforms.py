@@ -152,16 +152,13 @@ class _DedupFn(beam.DoFn):
 
     A copy with the remembered hash is a duplicate (counted, dropped); one
     with another hash is a conflict (the first stays accepted; the copy goes
-    to the conflicts output with both hashes). `seen` (digest -> hash) holds
-    identities already stored before this job started: a local run that
-    replays the subscription drops what it had already written."""
+    to the conflicts output with both hashes)."""
 
     MEMORY = userstate.ReadModifyWriteStateSpec("memory", FastPrimitivesCoder())
 
-    def __init__(self, memory_s: int, clock=time.time, seen: dict | None = None):
+    def __init__(self, memory_s: int, clock=time.time):
         self.memory_s = memory_s
         self.clock = clock
-        self.seen = seen or {}
         self._duplicates = {t: _counter("duplicates", t) for t in event_specs()}
         self._conflicts = {t: _counter("conflicts", t) for t in event_specs()}
 
@@ -176,7 +173,7 @@ class _DedupFn(beam.DoFn):
             state = (generation, {}, state[1])  # rotate: the current generation becomes the previous
         _, current, previous = state
         event = accepted.event
-        seen = current.get(digest) or previous.get(digest) or self.seen.get(digest)
+        seen = current.get(digest) or previous.get(digest)
         if seen is None:
             current[digest] = event.content_hash
             memory.write(state)
@@ -196,9 +193,9 @@ class DeduplicateEvents(beam.PTransform):
     """Accepted -> {'events': first copy of each identity, 'conflicts':
     conflicts-table rows}; duplicates are counted and dropped."""
 
-    def __init__(self, memory_s: int, buckets: int = 16384, clock=time.time, seen: dict | None = None):
+    def __init__(self, memory_s: int, buckets: int = 16384, clock=time.time):
         super().__init__()
-        self.memory_s, self.buckets, self.clock, self.seen = memory_s, buckets, clock, seen
+        self.memory_s, self.buckets, self.clock = memory_s, buckets, clock
 
     def expand(self, accepted):
         buckets = self.buckets
@@ -210,8 +207,45 @@ class DeduplicateEvents(beam.PTransform):
         return (accepted
                 | "KeyByIdentityBucket" >> beam.Map(by_bucket).with_output_types(
                     typing.Tuple[int, typing.Tuple[bytes, typing.Any]])
-                | "RememberIdentities" >> beam.ParDo(_DedupFn(self.memory_s, self.clock, self.seen)).with_outputs(
+                | "RememberIdentities" >> beam.ParDo(_DedupFn(self.memory_s, self.clock)).with_outputs(
                     CONFLICTS, main="events"))
+
+
+class _SkipStoredFn(beam.DoFn):
+    """Drops what BigQuery already holds (`seen`: digest -> content hash), for
+    the event tables only: a local run replaying the subscription must not
+    insert its events twice. A different content is a conflict with the
+    stored copy. The files have their own exact memory (each minute folder
+    is read back), so they are not filtered here: an event BigQuery got
+    before a crash may still be missing from its folder."""
+
+    def __init__(self, seen: dict):
+        self.seen = seen
+        self.skipped = Metrics.counter("events", "replayed_already_stored")
+
+    def process(self, accepted: Accepted):
+        event = accepted.event
+        stored = self.seen.get(identity_digest(event.event_type, event.event_id))
+        if stored is None:
+            yield accepted
+        elif stored == event.content_hash:
+            self.skipped.inc()
+        else:
+            yield beam.pvalue.TaggedOutput(CONFLICTS, accepted_conflict_row(accepted, stored, "replay",
+                                                                             datetime.now(timezone.utc)))
+
+
+class SkipStoredEvents(beam.PTransform):
+    """Accepted -> {'events': not stored yet, 'conflicts': rows}; `seen` None or
+    empty passes everything through."""
+
+    def __init__(self, seen: dict | None):
+        super().__init__()
+        self.seen = seen or {}
+
+    def expand(self, accepted):
+        return accepted | "SkipAlreadyStored" >> beam.ParDo(_SkipStoredFn(self.seen)).with_outputs(
+            CONFLICTS, main="events")
 
 
 # -- helpers for the edges -----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import orjson
 
 from apache_beam.pvalue import TaggedOutput
 from apache_beam.transforms import userstate
-from pipeline.transforms import Accepted, DeduplicateEvents, _DedupFn
+from pipeline.transforms import Accepted, DeduplicateEvents, _DedupFn, _SkipStoredFn
 from pipeline.validation import Limits, parse_message
 from schemas.contract import identity_digest
 from tests.helpers import BASE, activity, inventory
@@ -90,14 +90,14 @@ def test_a_different_content_under_the_same_identity_is_a_conflict():
     assert run(fn, state, first) == []  # the first stays the accepted one
 
 
-def test_seeded_identities_count_as_seen():
+def test_a_replay_skips_what_bigquery_already_holds():
     event = accepted(inventory(BASE))
-    digest = identity_digest("inventory", event.event.event_id)
-    fn = _DedupFn(memory_s=600, clock=Clock(), seen={digest: event.event.content_hash})
-    state = FakeState(_DedupFn.MEMORY.coder)
-    assert run(fn, state, event) == []
-    (out,) = run(fn, state, accepted(inventory(BASE, quantity_change=7)))
-    assert out.tag == "conflicts"
+    fn = _SkipStoredFn({identity_digest("inventory", event.event.event_id): event.event.content_hash})
+    assert list(fn.process(event)) == []
+    (out,) = list(fn.process(accepted(inventory(BASE, quantity_change=7))))
+    assert out.tag == "conflicts" and out.value["stage"] == "replay"
+    other = accepted(inventory(BASE, inventory_id="new-one"))
+    assert list(fn.process(other)) == [other]
 
 
 def test_the_type_is_part_of_the_identity_and_no_timer_is_kept():

@@ -64,21 +64,22 @@ def test_stop_kills_exactly_what_it_started(tmp_path):
     assert not pid_alive(pid)
 
 
-def test_gcs_pane_files_are_created_once(stack):
+def test_gcs_files_are_created_once(stack):
     from datetime import datetime, timezone
 
     from pipeline import files
+    from schemas.contract import file_path
     from tests.conftest import BUCKET
 
     writer = files.FileWriter(stack.project)
-    start = datetime(2025, 2, 8, 13, 9, tzinfo=timezone.utc)
-    name = lambda i: files.pane_file_path(f"gs://{BUCKET}/create-once", "inventory", start, i)  # noqa: E731
+    minute = datetime(2025, 2, 8, 13, 9, tzinfo=timezone.utc)
+    name = file_path(f"gs://{BUCKET}/create-once", "inventory", minute, 1)
     first, second = b'{"event_id":"a"}\n', b'{"event_id":"b"}\n'
-    assert writer.create_pane(name, first, 0) == name(0)
-    assert writer.create_pane(name, first, 0) == name(0)
-    assert writer.create_pane(name, second, 0) == name(1)
-    assert files.read_file(name(0), stack.project) == first
-    assert files.list_files(f"gs://{BUCKET}/create-once", stack.project) == [name(0), name(1)]
+    assert writer.create(name, first)
+    assert writer.create(name, first)        # a retry: the identical object is already there
+    assert not writer.create(name, second)   # another content never replaces it (if_generation_match=0)
+    assert files.read_file(name, stack.project) == first
+    assert writer.list(f"gs://{BUCKET}/create-once") == [name]
 
 
 def _echo_server():
