@@ -4,7 +4,7 @@ latency for on-time events.
 
 For each rate of a ladder, the simulator publishes on-time events only (no
 faults) for `seconds`; a poller records when each event id first becomes
-visible in BigQuery (incremental query on ingest_time) and in the window files
+visible in BigQuery (incremental query on ingest_time) and in the minute folders' files
 (listing + reading new files). A rate is sustained when every event reached
 BigQuery within `drain_s` after the last publish.
 """

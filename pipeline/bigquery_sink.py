@@ -107,6 +107,7 @@ class InsertRows(beam.DoFn):
         while pending:
             try:
                 dead, pending = self._isolate(table, pending)
+                backoff.recovered()
             except _Outage as outage:
                 dead, pending = outage.dead, outage.remaining
                 self.outage_retries.inc()

@@ -77,6 +77,12 @@ class Backoff:
         self.cap = cap
         self.attempt = 0
 
+    def recovered(self) -> None:
+        """Say so once the service answers again after waiting for it."""
+        if self.attempt:
+            _log.warning("%s reachable again after %d attempts", self.what, self.attempt)
+            self.attempt = 0
+
     def wait(self, exc: BaseException) -> None:
         delay = min(self.cap, self.first * (2 ** self.attempt)) * (0.5 + random.random() / 2)
         self.attempt += 1

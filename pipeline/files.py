@@ -105,7 +105,9 @@ def _through_outages(what: str, call):
     backoff = Backoff(what)
     while True:
         try:
-            return call()
+            result = call()
+            backoff.recovered()
+            return result
         except (gexc.InternalServerError, gexc.BadGateway) as exc:
             backoff.wait(exc)
         except Exception as exc:  # noqa: BLE001 - only outages are retried here
@@ -122,8 +124,10 @@ def list_files(prefix: str, project: str | None = None, client=None) -> list[str
 
         bucket, _, name = prefix[len("gs://"):].partition("/")
         client = client or storage_client(project)
-        return sorted(f"gs://{bucket}/{b.name}" for b in client.list_blobs(bucket, prefix=name.rstrip("/") + "/")
-                      if b.name.endswith(".json"))
+        # retry=None: an outage is waited out by the caller's logged backoff (or
+        # reported at once by the reconciliation), not by minutes of silent retries.
+        blobs = client.list_blobs(bucket, prefix=name.rstrip("/") + "/", retry=None, timeout=30)
+        return sorted(f"gs://{bucket}/{b.name}" for b in blobs if b.name.endswith(".json"))
     out = []
     for root, _, names in os.walk(prefix):
         out.extend(os.path.join(root, n) for n in names if n.endswith(".json") and not n.startswith(".tmp-"))
@@ -135,6 +139,6 @@ def read_file(path: str, project: str | None = None, client=None) -> bytes:
         from pipeline.clients import storage_client
 
         bucket, _, name = path[len("gs://"):].partition("/")
-        return (client or storage_client(project)).bucket(bucket).blob(name).download_as_bytes()
+        return (client or storage_client(project)).bucket(bucket).blob(name).download_as_bytes(retry=None, timeout=30)
     with open(path, "rb") as fh:
         return fh.read()

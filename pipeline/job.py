@@ -213,9 +213,10 @@ def run(argv=None) -> int:
 def wait_local(result, duration_s: int) -> str:
     """Run a local (DirectRunner) job until it fails, `duration_s` passes, or
     SIGINT/SIGTERM arrives; then cancel it. The DirectRunner supports neither
-    a duration nor a clean drain, so this is the local stop procedure: on-time
-    panes still open are lost from the files but not from BigQuery, and the
-    subscription (which retains acked messages) lets a restart replay them."""
+    a duration nor a clean drain, so this is the local stop procedure: events
+    still held for a minute folder's next file are not written (BigQuery has
+    them), and the subscription (which retains acked messages) lets a restart
+    with --replay_from replay them into their folders."""
     finished = threading.Event()
     failure: list[BaseException] = []
     stop = threading.Event()

@@ -31,7 +31,7 @@ class EcommerceOptions(PipelineOptions):
         g.add_argument("--bq_project", help="Project of the BigQuery dataset (default: --project).")
         g.add_argument("--dataset", default="ecommerce", help="BigQuery dataset holding the tables (created by provisioning).")
         g.add_argument("--output_prefix",
-                       help="Where window files go: gs://<bucket>/output or a local folder. "
+                       help="Where the minute folders go: gs://<bucket>/output or a local folder. "
                             "Files: <prefix>/<type>/YYYY/MM/DD/HH/mm/<type>_<yyyyMMddHHmm><NNNN>.json")
         g.add_argument("--allowed_lateness_s", type=int, default=180,
                        help="How long after a minute's end (event time, by the watermark) the job keeps that minute "
@@ -49,7 +49,7 @@ class EcommerceOptions(PipelineOptions):
                        help="Keys the dedup memory is spread over. Size it so that rate x 2 x --dedup_memory_s / "
                             "buckets stays below about 100 (1,000,000 events/minute: 524288).")
         g.add_argument("--num_file_shards", type=int, default=1,
-                       help="Files per window pane and event type (parallelism of the file write), 1..99.")
+                       help="Writers per minute folder and event type (parallelism of the file write), 1..99.")
         g.add_argument("--max_message_bytes", type=int, default=256 * 1024,
                        help="Larger payloads go to the dead-letter table as oversized.")
         g.add_argument("--max_event_age_days", type=float, default=30.0,

@@ -1,8 +1,8 @@
 """Composite transforms of the job, each with its own parameters and metrics.
 
-    messages -> ParseEvents -> DeduplicateEvents -+-> event tables (BigQuery)
-                     |              |              +-> SplitByLateness -> WindowedFiles (GCS)
-                     v              v                                  \\-> TooLateFiles (GCS)
+    messages -> ParseEvents -> DeduplicateEvents -+-> SkipStoredEvents -> event tables (BigQuery)
+                     |              |              +-> MinuteFiles (pipeline/minute_files.py) -> files
+                     v              v
             dead letters    conflicts (BigQuery)
 
 Sources and sinks stay at the edges (`pipeline.job`); everything here is
@@ -30,7 +30,6 @@ from schemas.contract import (Canonical, bigquery_row, conflict_row, format_time
 _log = logging.getLogger(__name__)
 DEAD_LETTER = "dead_letter"
 CONFLICTS = "conflicts"
-TOO_LATE = "too_late"
 _MAX_FIELD_COUNTERS = 50  # distinct unknown-field counters per worker: names come from producers
 
 

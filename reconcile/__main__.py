@@ -51,11 +51,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def reachable(client, project: str, dataset: str) -> str | None:
+def reachable(client, project: str, dataset: str, output_prefix: str | None = None) -> str | None:
     """None, or one line saying which service is unreachable and what to do."""
     import os
 
     from google.api_core import exceptions as gexc
+
+    if output_prefix and output_prefix.startswith("gs://"):
+        from pipeline.clients import storage_client
+
+        bucket = output_prefix[5:].split("/", 1)[0]
+        try:
+            storage_client(project).get_bucket(bucket, timeout=5, retry=None)
+        except gexc.NotFound:
+            return f"bucket gs://{bucket} does not exist (check --output-prefix)"
+        except Exception as exc:  # noqa: BLE001 - any failure to reach it is reported the same way
+            where = os.environ.get("STORAGE_EMULATOR_HOST") or "storage.googleapis.com"
+            return (f"cannot reach Cloud Storage at {where} ({type(exc).__name__}); is the emulator stack up "
+                    "(python -m localstack up; source .local/stack/env.sh)?")
 
     try:
         client.get_dataset(f"{project}.{dataset}", timeout=5, retry=None)
@@ -85,7 +98,7 @@ def main(argv=None) -> int:
     from pipeline.clients import bigquery_client
 
     client = bigquery_client(args.project)
-    problem = reachable(client, args.project, args.dataset)
+    problem = reachable(client, args.project, args.dataset, args.output_prefix)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

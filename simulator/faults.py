@@ -39,7 +39,7 @@ class FaultConfig:
     late_min_s: float = 30.0
     late_max_s: float = 60.0
     duplicate_fraction: float = 0.03
-    duplicate_max_gap_s: float = 30.0  # copies may land in another window or pane
+    duplicate_max_gap_s: float = 30.0  # copies may land in another minute or file
     conflict_fraction: float = 0.01
     malformed_fraction: float = 0.02
     extra_field_fraction: float = 0.02

@@ -212,7 +212,15 @@ def _range_of(stack):
     return minute_of(row["lo"]), minute_of(row["hi"]) + timedelta(minutes=1)
 
 
-def test_the_ledger_free_check_passes_on_the_run(completed_run, stack):
+def _no_ledger_cli(stack, tmp_path, *extra) -> int:
+    from reconcile.__main__ import main
+
+    start, end = _range_of(stack)
+    return main(["--project", stack.project, "--dataset", DATASET, "--no-ledger", "--start", start.isoformat(),
+                 "--end", end.isoformat(), "--output-prefix", PREFIX, "--report-dir", str(tmp_path), *extra])
+
+
+def test_the_ledger_free_check_passes_on_the_run(completed_run, stack, tmp_path):
     start, end = _range_of(stack)
     client = bigquery_client(stack.project)
     for deep in (False, True):
@@ -221,6 +229,7 @@ def test_the_ledger_free_check_passes_on_the_run(completed_run, stack):
         assert not failing, failing
         per_minute = _by_name(outcome)["nl_per_minute"].rows
         assert sum(r["bigquery_count"] for r in per_minute) >= 200
+    assert _no_ledger_cli(stack, tmp_path) == 0  # the production command itself
 
 
 def test_each_sql_check_catches_its_fault(completed_run, stack):
@@ -276,6 +285,18 @@ def test_each_sql_check_catches_its_fault(completed_run, stack):
                        if not r.passed}
 
 
+def test_the_ledger_free_check_fails_on_the_damaged_run(completed_run, stack, tmp_path):
+    """After test_each_sql_check_catches_its_fault removed, changed and added
+    rows: the production check, with no ledger, sees it too."""
+    start, end = _range_of(stack)
+    client = bigquery_client(stack.project)
+    counts = run_no_ledger(client, stack.project, DATASET, PREFIX, start, end)
+    assert not _by_name(counts)["nl_per_minute"].passed
+    deep = _by_name(run_no_ledger(client, stack.project, DATASET, PREFIX, start, end, deep=True))
+    assert not deep["nl_missing_in_bigquery"].passed and not deep["nl_content"].passed
+    assert _no_ledger_cli(stack, tmp_path) == 1
+
+
 def test_job_refuses_to_start_without_its_resources(stack, tmp_path):
     job = start_job(stack, tmp_path, f"--subscription=projects/{stack.project}/subscriptions/nope", "--dataset=missing")
     assert job.wait(timeout=120) == 2
@@ -299,3 +320,19 @@ def test_reconcile_says_within_seconds_when_bigquery_is_unreachable(tmp_path):
                             cwd=Path(__file__).resolve().parent.parent)
     assert result.returncode == 2 and time.monotonic() - started < 15
     assert "cannot reach BigQuery" in result.stderr and result.stderr.count("\n") <= 2
+
+
+def test_reconcile_says_within_seconds_when_storage_is_unreachable(stack):
+    import socket
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    env = {**stack.env(), "PATH": "/usr/bin:/bin", "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{dead_port}"}
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "reconcile", "--project", stack.project, "--run-id", RUN_ID,
+                             "--output-prefix", PREFIX], env=env, capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL, cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 2 and time.monotonic() - started < 15, result.stderr[-2000:]
+    assert "cannot reach Cloud Storage" in result.stderr
