@@ -47,7 +47,8 @@ def read_lines(path: Path) -> list[dict]:
 def aggregate(lines: list[dict]) -> list[dict]:
     """One row per (run, distinct message body) in the producer_ledger
     table's shape: copies of one body are folded, a conflicting copy (another
-    body with the same identity) is a row of its own."""
+    body with the same identity) is a row of its own, marked `conflict` when
+    an earlier-published body holds the identity."""
     rows: dict[tuple[str, str], dict] = {}
     for line in lines:
         key = (line["run_id"], line["payload_sha256"])
@@ -66,6 +67,17 @@ def aggregate(lines: list[dict]) -> list[dict]:
     for row in rows.values():
         row["publish_times"].sort()
         row["first_publish_time"] = row["publish_times"][0]
+    # Which content of an identity is "the" event is decided by what was
+    # published first, not by what the simulator planned: a failed publish
+    # retried during an outage can put a planned conflicting copy first.
+    groups: dict = {}
+    for row in rows.values():
+        if not row["malformed"] and row["event_id"]:
+            groups.setdefault((row["run_id"], row["event_type"], row["event_id"]), []).append(row)
+    for group in groups.values():
+        group.sort(key=lambda r: (r["first_publish_time"], r["payload_sha256"]))
+        for i, row in enumerate(group):
+            row["conflict"] = i > 0
     return list(rows.values())
 
 

@@ -1,11 +1,11 @@
 -- 1. Missing: well-formed events the producer published (its ledger) that are
--- absent from the event tables. A conflicting copy is not expected there (see 7).
+-- absent from the event tables (each identity once, whichever of its contents).
 WITH ledger AS (
   SELECT DISTINCT event_id, event_type
   FROM `${PROJECT}.${DATASET}.producer_ledger`
   WHERE (@run_id = '' OR run_id = @run_id)
     AND event_time >= @start AND event_time < @end
-    AND NOT malformed AND NOT conflict
+    AND NOT malformed
 )
 SELECT
   l.event_type,

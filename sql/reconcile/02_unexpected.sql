@@ -8,7 +8,7 @@ WITH scope AS (
 ),
 known AS (
   SELECT DISTINCT event_type, event_id FROM `${PROJECT}.${DATASET}.producer_ledger`
-  WHERE NOT malformed AND NOT conflict
+  WHERE NOT malformed
 )
 SELECT
   t.event_type,

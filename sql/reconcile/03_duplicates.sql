@@ -1,6 +1,7 @@
 -- 3. Duplicates. The *_dedup views must hold each event once, and the raw
 -- tables may hold an event at most as many times as the producer published it
--- (an identical copy that BigQuery's best-effort insertId dedup let through).
+-- (all its contents together: an identical copy that BigQuery's best-effort
+-- insertId dedup let through).
 -- A raw row beyond the published copies is a bug: the job inserted an event
 -- twice (a retry, or a replay it did not absorb).
 WITH ledger AS (
@@ -8,7 +9,7 @@ WITH ledger AS (
   FROM `${PROJECT}.${DATASET}.producer_ledger`
   WHERE (@run_id = '' OR run_id = @run_id)
     AND event_time >= @start AND event_time < @end
-    AND NOT malformed AND NOT conflict
+    AND NOT malformed
   GROUP BY event_type, event_id
 ),
 raw AS (

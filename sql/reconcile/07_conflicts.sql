@@ -1,32 +1,43 @@
--- 7. Conflicts: every copy the producer published with an identity it had
--- already used and another content is in the conflicts table (with both
--- hashes), and the event tables' accepted copy is the first one. Conflict
--- rows that no ledger conflict explains fail too.
+-- 7. Conflicts: for every identity the producer published with more than one
+-- content, the event tables hold one of those contents (whichever copy the job
+-- saw first: an outage can reorder publishes), and the conflicts table holds
+-- every other content, with the stored one as the accepted content. A
+-- conflict recorded against the stored content itself fails too.
 WITH ledger AS (
-  SELECT event_type, event_id, content_hash, conflict
+  SELECT DISTINCT event_type, event_id, content_hash
   FROM `${PROJECT}.${DATASET}.producer_ledger`
   WHERE (@run_id = '' OR run_id = @run_id)
     AND event_time >= @start AND event_time < @end
     AND NOT malformed
 ),
+groups AS (
+  SELECT event_type, event_id FROM ledger GROUP BY event_type, event_id HAVING COUNT(*) > 1
+),
+stored AS (
+  SELECT t.event_type, t.event_id, t.content_hash AS stored_hash
+  FROM `${PROJECT}.${DATASET}.all_events_dedup` AS t
+  JOIN groups AS g ON g.event_type = t.event_type AND g.event_id = t.event_id
+),
 expected AS (
-  SELECT c.event_type, c.event_id, c.content_hash AS conflicting, a.content_hash AS accepted
-  FROM ledger AS c
-  JOIN ledger AS a ON a.event_type = c.event_type AND a.event_id = c.event_id AND NOT a.conflict
-  WHERE c.conflict
+  SELECT l.event_type, l.event_id, l.content_hash AS conflicting, s.stored_hash
+  FROM ledger AS l
+  JOIN groups AS g ON g.event_type = l.event_type AND g.event_id = l.event_id
+  LEFT JOIN stored AS s ON s.event_type = l.event_type AND s.event_id = l.event_id
+  WHERE s.stored_hash IS NULL OR l.content_hash != s.stored_hash
 ),
 found AS (
-  SELECT event_type, event_id, conflicting_content_hash, ANY_VALUE(accepted_content_hash) AS accepted_content_hash
-  FROM `${PROJECT}.${DATASET}.conflicts`
-  WHERE event_id IN (SELECT event_id FROM ledger)
-  GROUP BY event_type, event_id, conflicting_content_hash
+  SELECT c.event_type, c.event_id, c.conflicting_content_hash, ANY_VALUE(c.accepted_content_hash) AS accepted
+  FROM `${PROJECT}.${DATASET}.conflicts` AS c
+  JOIN groups AS g ON g.event_type = c.event_type AND g.event_id = c.event_id
+  GROUP BY c.event_type, c.event_id, c.conflicting_content_hash
 )
 SELECT
   COALESCE(e.event_type, f.event_type) AS event_type,
   COUNTIF(e.event_id IS NOT NULL) AS expected,
-  COUNTIF(e.event_id IS NOT NULL AND f.event_id IS NOT NULL AND f.accepted_content_hash = e.accepted) AS found,
-  COUNTIF(e.event_id IS NULL OR f.event_id IS NULL OR f.accepted_content_hash != e.accepted) AS failures,
-  ARRAY_AGG(IF(e.event_id IS NULL OR f.event_id IS NULL OR f.accepted_content_hash != e.accepted,
+  COUNTIF(e.event_id IS NOT NULL AND f.event_id IS NOT NULL AND f.accepted = e.stored_hash) AS found,
+  COUNTIF(e.event_id IS NULL OR f.event_id IS NULL OR e.stored_hash IS NULL OR f.accepted != e.stored_hash)
+    AS failures,
+  ARRAY_AGG(IF(e.event_id IS NULL OR f.event_id IS NULL OR e.stored_hash IS NULL OR f.accepted != e.stored_hash,
                COALESCE(e.event_id, f.event_id), NULL) IGNORE NULLS) AS sample_conflict_ids
 FROM expected AS e
 FULL OUTER JOIN found AS f
