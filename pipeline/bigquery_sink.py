@@ -11,8 +11,12 @@ row is a surprise, not a routine. Failure handling, so that nothing is lost,
 nothing crash-loops, and one bad row never holds the others back:
 
 * the service is unreachable or overloaded (connection errors, timeouts, 429,
-  502, 503, 504): an outage; the batch waits with capped exponential backoff,
-  logging what it waits for, and is retried whole;
+  502, 503, 504, 403 rateLimitExceeded / quotaExceeded): an outage; the batch
+  waits with capped exponential backoff, logging what it waits for, and is
+  retried whole;
+* a 500 (BigQuery's backendError is transient): the batch is retried a few
+  times with back-off before it is treated as refused (below): the BigQuery
+  emulator answers 500 for a value it cannot take;
 * the service refuses particular rows (insertErrors): those rows go to the
   dead-letter output at once with BigQuery's reason; rows only "stopped"
   because of a bad neighbour are sent again;
@@ -38,6 +42,21 @@ from pipeline.validation import Rejected, dead_letter_row
 
 _log = logging.getLogger(__name__)
 DEAD_LETTER_TAG = "dead_letter"
+TRANSIENT_TRIES = 3  # requests answered 500 before the batch is split to find refused rows
+_RATE_REASONS = ("rateLimitExceeded", "quotaExceeded")
+
+
+class _Transient(Exception):
+    """A 500: retried with back-off before it is taken as a refusal."""
+
+
+def _is_rate_limit(exc: BaseException) -> bool:
+    from google.api_core import exceptions as gexc
+
+    if not isinstance(exc, gexc.Forbidden):
+        return False
+    reasons = [e.get("reason") for e in (getattr(exc, "errors", None) or []) if isinstance(e, dict)]
+    return any(r in _RATE_REASONS for r in reasons) or any(r in str(exc) for r in _RATE_REASONS)
 
 
 class _Outage(Exception):
@@ -104,18 +123,23 @@ class InsertRows(beam.DoFn):
         refused for good."""
         backoff = Backoff(f"BigQuery (inserting into {table})")
         pending = rows
+        answered_500 = 0
         while pending:
             try:
-                dead, pending = self._isolate(table, pending)
+                dead, pending = self._isolate(table, pending, split_on_500=answered_500 >= TRANSIENT_TRIES)
                 backoff.recovered()
             except _Outage as outage:
                 dead, pending = outage.dead, outage.remaining
                 self.outage_retries.inc()
                 backoff.wait(outage.__cause__ or outage)
+            except _Transient as transient:
+                dead = []
+                answered_500 += 1
+                backoff.wait(transient.__cause__ or transient)
             for row_and_id, reason in dead:
                 yield from self._refuse(table, row_and_id, reason)
 
-    def _isolate(self, table: str, rows: list[tuple[dict, str]]):
+    def _isolate(self, table: str, rows: list[tuple[dict, str]], split_on_500: bool = True):
         """One request for `rows`; when it is refused as a whole, the halves
         are sent separately (recursively) to find the refused rows. Returns
         (refused rows with reasons, rows to send again); raises _Outage when
@@ -126,8 +150,12 @@ class InsertRows(beam.DoFn):
                 self._table_id(table), [r for r, _ in rows], row_ids=[i for _, i in rows],
                 retry=None, timeout=self.request_timeout_s)
         except Exception as exc:  # noqa: BLE001 - classified here
-            if is_connection_error(exc):
+            from google.api_core import exceptions as gexc
+
+            if is_connection_error(exc) or _is_rate_limit(exc):
                 raise _Outage(str(exc), rows) from exc
+            if isinstance(exc, gexc.InternalServerError) and not split_on_500:
+                raise _Transient(str(exc)) from exc
             reason = f"{type(exc).__name__}: {exc}"
             if len(rows) == 1:
                 return [(rows[0], reason)], []

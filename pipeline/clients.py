@@ -80,10 +80,16 @@ class Backoff:
     def recovered(self) -> None:
         """Say so once the service answers again after waiting for it."""
         if self.attempt:
+            from pipeline.progress import STALLS
+
+            STALLS.done(self.what)
             _log.warning("%s reachable again after %d attempts", self.what, self.attempt)
             self.attempt = 0
 
     def wait(self, exc: BaseException) -> None:
+        from pipeline.progress import STALLS
+
+        STALLS.waiting_for(self.what)  # a local checkpoint does not advance meanwhile
         delay = min(self.cap, self.first * (2 ** self.attempt)) * (0.5 + random.random() / 2)
         self.attempt += 1
         log = _log.warning if self.attempt <= 3 or self.attempt % 10 == 0 else _log.info

@@ -78,18 +78,21 @@ def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, messages: be
     project = opts.table_project()
 
     parsed = messages | "ParseEvents" >> ParseEvents(opts.limits())
-    deduped = parsed.events | "DeduplicateEvents" >> DeduplicateEvents(
+    fresh = parsed.events | "SkipStoredEvents" >> SkipStoredEvents(seen)
+    deduped = fresh.events | "DeduplicateEvents" >> DeduplicateEvents(
         opts.dedup_memory_s, opts.dedup_buckets, clock=clock)
     events = deduped.events
-    written = events | "MinuteFiles" >> MinuteFiles(
+    # Replayed events BigQuery already holds still go to their folders, which
+    # keep each event once by themselves.
+    for_files = (events, fresh.stored) | "EventsForFiles" >> beam.Flatten()
+    written = for_files | "MinuteFiles" >> MinuteFiles(
         opts.output_prefix.rstrip("/"), opts.allowed_lateness_s, opts.late_firing_delay_s, opts.num_file_shards,
         project, clock=clock)
-    to_store = events | "SkipStoredEvents" >> SkipStoredEvents(seen)
-    conflicts = (deduped.conflicts, written.conflicts, to_store.conflicts) | "AllConflicts" >> beam.Flatten()
+    conflicts = (fresh.conflicts, deduped.conflicts, written.conflicts) | "AllConflicts" >> beam.Flatten()
 
     refused = []
     if write_bigquery:
-        refused.append(to_store.events
+        refused.append(events
                        | "ToTableRows" >> beam.Map(table_row_maker("stream"))
                        | "WriteEventTables" >> WriteToBigQueryTables(project, opts.dataset, opts.bq_batch_size))
         refused.append(conflicts

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 import typing
 from datetime import datetime, timedelta, timezone
@@ -47,6 +46,7 @@ from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.timestamp import Timestamp
 
 from pipeline.files import FileWriter
+from pipeline.progress import HELD
 from schemas.contract import (MAX_FILE_SEQ, conflict_row, file_path, format_timestamp, from_micros,
                               identity_digest, line_bytes, manifest_path, minute_folder, parse_file_path,
                               parse_timestamp, read_line)
@@ -56,35 +56,6 @@ CONFLICTS = "conflicts"
 MINUTE_US = 60_000_000
 
 
-class _Held:
-    """Publish times of the events each folder holds but has not written yet,
-    in this process. A local run's crash recovery (pipeline/recovery.py)
-    never puts its safe replay point after the oldest of them: those events
-    were acknowledged to Pub/Sub and exist nowhere else until their file is
-    written. (On Dataflow, state is durable and nothing reads this.)"""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._since: dict = {}
-
-    def hold(self, key, publish_time: str | None) -> None:
-        if publish_time is None:
-            return
-        stamp = parse_timestamp(publish_time).timestamp()
-        with self._lock:
-            if stamp < self._since.get(key, float("inf")):
-                self._since[key] = stamp
-
-    def release(self, key) -> None:
-        with self._lock:
-            self._since.pop(key, None)
-
-    def oldest(self) -> float | None:
-        with self._lock:
-            return min(self._since.values(), default=None)
-
-
-HELD = _Held()
 
 
 class FileRecord(typing.NamedTuple):
@@ -147,7 +118,8 @@ class _MinuteFilesFn(beam.DoFn):
         event_type, minute_us, shard = key
         meta = meta_state.read()
         if meta is None:
-            meta = self._load(key, ids)  # first event of this folder in this state generation
+            meta, repaired = self._load(key, ids)  # first event of this folder in this state generation
+            yield from repaired
             minute_end = Timestamp(micros=minute_us + MINUTE_US)
             release.set(minute_end + self.allowed_lateness_s)
             if not meta["files"]:
@@ -166,7 +138,7 @@ class _MinuteFilesFn(beam.DoFn):
             known[digest] = content_hash
             ids.add((digest, content_hash))
             pending.add((event_time, event_id, line))
-            HELD.hold(key, publish_time)
+            HELD.hold(key, parse_timestamp(publish_time).timestamp() if publish_time else None)
             if meta["files"] and not meta["flush_set"]:
                 late_flush.set(Timestamp(self.clock() + self.late_firing_delay_s))
                 meta["flush_set"] = True
@@ -222,21 +194,27 @@ class _MinuteFilesFn(beam.DoFn):
         # state generation began (a restart, or an arrival after release).
         return {"files": [], "next_index": 0, "flush_set": False, "complete": False, "reloaded": False}
 
-    def _load(self, key, ids) -> dict:
+    def _load(self, key, ids):
         """Read the folder back: the events its files hold and the sequence
-        numbers taken. Empty for a new minute (one listing)."""
+        numbers taken (empty for a new minute: one listing). A file the
+        manifest does not list (the job died between writing it and its
+        manifest) is added to the manifest and reported as written now.
+        Returns (meta, FileRecords of such files)."""
         event_type, minute_us, shard = key
         minute = from_micros(minute_us)
         meta = self._new_meta()
         folder = minute_folder(self.prefix, event_type, minute)
         self.loads.inc()
-        known = {}
-        for path in self._writer.list(folder + "/"):
+        known, data = {}, {}
+        manifest = manifest_path(self.prefix, event_type, minute, shard, self.num_shards)
+        paths = self._writer.list(folder + "/")
+        for path in paths:
             parsed = parse_file_path(path)
             if parsed is None or parsed.minute != minute or parsed.event_type != event_type:
                 continue
+            raw_file = self._writer.read(path)
             lines = 0
-            for raw in self._writer.read(path).splitlines():
+            for raw in raw_file.splitlines():
                 if raw.strip():
                     line = read_line(raw)
                     known[identity_digest(event_type, line["event_id"])] = line["content_hash"]
@@ -244,13 +222,34 @@ class _MinuteFilesFn(beam.DoFn):
             if (parsed.seq - 1) % self.num_shards == shard:
                 meta["files"].append((parsed.seq, lines))
                 meta["next_index"] = max(meta["next_index"], (parsed.seq - 1) // self.num_shards + 1)
+                data[parsed.seq] = (path, lines, hashlib.sha256(raw_file).hexdigest())
         meta["files"].sort()
         if meta["files"]:
             meta["reloaded"] = meta["complete"] = True
         for item in known.items():
             ids.add(item)
         self._ids_cache[key] = known
-        return meta
+        return meta, self._repair_manifest(event_type, minute, shard, meta, data, manifest in paths and manifest)
+
+    def _repair_manifest(self, event_type, minute, shard, meta, data, manifest) -> list:
+        listed = set()
+        if manifest:
+            try:
+                doc = orjson.loads(self._writer.read(manifest))
+                listed = {(f["name"], f["lines"]) for f in doc["files"]}
+            except (ValueError, KeyError, TypeError):
+                listed = set()
+        names = {seq: file_path("", event_type, minute, seq).rsplit("/", 1)[1] for seq in data}
+        missing = [seq for seq, (_, lines, _) in data.items() if (names[seq], lines) not in listed]
+        if not missing:
+            return []
+        self._write_manifest(event_type, minute, shard, meta)
+        _log.warning("manifest of %s repaired: it did not list %s", minute_folder(self.prefix, event_type, minute),
+                     ", ".join(names[seq] for seq in missing))
+        now = format_timestamp(datetime.now(timezone.utc))
+        return [FileRecord(event_type=event_type, minute=format_timestamp(minute), shard=shard,
+                           num_shards=self.num_shards, seq=seq, path=data[seq][0], lines=data[seq][1],
+                           sha256=data[seq][2], timing="recovered", written_at=now) for seq in sorted(missing)]
 
     def _flush(self, key, pending, meta: dict, timing: str):
         """Write what is pending as the folder's next file, then the manifest."""

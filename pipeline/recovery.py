@@ -6,18 +6,19 @@ loses whatever was in flight. The subscription is provisioned with
 `retain_acked_messages`, so acked messages stay available for seeking.
 
 * While a job runs, `Checkpointer` writes `--checkpoint_file` every few
-  seconds: `safe_replay_from` = now - `--replay_margin_s`, and never later
-  than the oldest event still waiting in a minute folder's state for its
-  file (`pipeline.minute_files.HELD`). Everything published before that point
-  was pulled long enough ago to have reached BigQuery (the margin covers the
-  time from the pull to the insert) and has its file.
+  seconds: `safe_replay_from` = now - `--replay_margin_s`, never later than
+  the oldest event still waiting in a minute folder's state for its file,
+  and frozen while a sink or Pub/Sub is waited out or the job lags by more
+  than half the margin (`pipeline.progress`). Everything published before
+  that point was pulled long enough ago to be in BigQuery and in its file.
 * On restart with `--replay_from=auto`, the job seeks the subscription to the
   checkpoint's `safe_replay_from` (or `--replay_from=<RFC 3339 time>`) before
   it starts: every message published after it is delivered again. The replay
-  is absorbed exactly: the restarted job's dedup memory is seeded with the
-  events BigQuery already holds from the replayed period (`stored_since`),
-  and each minute folder is read back before anything is added to it, so
-  nothing is written twice (a conflicting copy is recognised as one).
+  is absorbed exactly: the restarted job reads which events BigQuery already
+  holds from the replayed period (`stored_since`) and sends those to their
+  minute folders only, and each folder is read back before anything is added
+  to it, so nothing is written twice (a different content under a stored
+  identity is recorded as a conflict).
 
 On Dataflow, use drain/update and Pub/Sub snapshots instead (docs/operations.md).
 """
@@ -50,6 +51,8 @@ class Checkpointer:
         self.every_s = every_s
         self.started = datetime.now(timezone.utc)
         self.initial = min(initial or self.started - self.margin, self.started - self.margin)
+        self._last: datetime | None = None
+        self._frozen: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="checkpointer", daemon=True)
 
@@ -63,14 +66,23 @@ class Checkpointer:
         self._thread.join(timeout=5)
 
     def safe_point(self, now: datetime) -> datetime:
+        from pipeline.progress import HELD, STALLS
+
         point = self.initial if now - self.started < self.margin else max(self.initial, now - self.margin)
         # Never past an event that was acknowledged but is still waiting for its
         # minute folder's file (up to a minute, longer when the job lags).
-        from pipeline.minute_files import HELD
-
         oldest = HELD.oldest()
         if oldest is not None:
             point = min(point, datetime.fromtimestamp(oldest - 1, timezone.utc))
+        # While a sink or Pub/Sub is waited out, or the job lags, what was pulled
+        # may not be anywhere yet: the point stays where it was.
+        stalled = STALLS.stalled(lag_limit_s=self.margin.total_seconds() / 2)
+        if stalled and self._last is not None and point > self._last:
+            if self._frozen != stalled:
+                _log.warning("checkpoint held at %s: %s", self._last.isoformat(), stalled)
+            point = self._last
+        self._frozen = stalled
+        self._last = point
         return point
 
     def write(self) -> None:

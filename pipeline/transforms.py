@@ -1,9 +1,9 @@
 """Composite transforms of the job, each with its own parameters and metrics.
 
-    messages -> ParseEvents -> DeduplicateEvents -+-> SkipStoredEvents -> event tables (BigQuery)
-                     |              |              +-> MinuteFiles (pipeline/minute_files.py) -> files
-                     v              v
-            dead letters    conflicts (BigQuery)
+    messages -> ParseEvents -> SkipStoredEvents -> DeduplicateEvents -+-> event tables (BigQuery)
+                     |          (local replays)  |                     +-> MinuteFiles -> files
+                     v                           v
+              dead letters            conflicts (BigQuery)
 
 Sources and sinks stay at the edges (`pipeline.job`); everything here is
 testable with TestStream and plain in-memory elements.
@@ -22,6 +22,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms import userstate
 from apache_beam.transforms.window import TimestampedValue
 
+from pipeline.progress import STALLS
 from pipeline.validation import Limits, Rejected, dead_letter_row, parse_message
 from schemas import CONFLICTS_TABLE, DEAD_LETTER_TABLE, event_specs
 from schemas.contract import (Canonical, bigquery_row, conflict_row, format_timestamp, identity_digest, insert_id,
@@ -87,6 +88,8 @@ class _ParseFn(beam.DoFn):
             rejection = Rejected("parse", "internal_error", f"{type(exc).__name__}: {exc}"[:2000])
             yield beam.pvalue.TaggedOutput(DEAD_LETTER, dead_letter_row(rejection, data, attributes, publish_time, now))
             return
+        if publish_time is not None:  # how far behind the producer the job is (local crash recovery reads it)
+            STALLS.lag((now - publish_time).total_seconds())
         valid, lag, with_unknown = self._per_type[event.event_type]
         valid.inc()
         lag_ms = int((now - event.event_time).total_seconds() * 1000)
@@ -210,13 +213,15 @@ class DeduplicateEvents(beam.PTransform):
                     CONFLICTS, main="events"))
 
 
+STORED = "stored"
+
+
 class _SkipStoredFn(beam.DoFn):
-    """Drops what BigQuery already holds (`seen`: digest -> content hash), for
-    the event tables only: a local run replaying the subscription must not
-    insert its events twice. A different content is a conflict with the
-    stored copy. The files have their own exact memory (each minute folder
-    is read back), so they are not filtered here: an event BigQuery got
-    before a crash may still be missing from its folder."""
+    """Before dedup, when a local run replays the subscription: an event
+    BigQuery already holds (`seen`: digest -> content hash) goes on to the
+    files only (its minute folder may still lack it: its file was pending at
+    the crash), never to BigQuery again; a different content under a stored
+    identity is a conflict with the stored copy, and goes nowhere else."""
 
     def __init__(self, seen: dict):
         self.seen = seen
@@ -229,14 +234,16 @@ class _SkipStoredFn(beam.DoFn):
             yield accepted
         elif stored == event.content_hash:
             self.skipped.inc()
+            yield beam.pvalue.TaggedOutput(STORED, accepted)
         else:
             yield beam.pvalue.TaggedOutput(CONFLICTS, accepted_conflict_row(accepted, stored, "replay",
                                                                              datetime.now(timezone.utc)))
 
 
 class SkipStoredEvents(beam.PTransform):
-    """Accepted -> {'events': not stored yet, 'conflicts': rows}; `seen` None or
-    empty passes everything through."""
+    """Accepted -> {'events': not stored yet, 'stored': already in BigQuery
+    (for the files only), 'conflicts': rows}. `seen` None or empty passes
+    everything through."""
 
     def __init__(self, seen: dict | None):
         super().__init__()
@@ -244,7 +251,7 @@ class SkipStoredEvents(beam.PTransform):
 
     def expand(self, accepted):
         return accepted | "SkipAlreadyStored" >> beam.ParDo(_SkipStoredFn(self.seen)).with_outputs(
-            CONFLICTS, main="events")
+            CONFLICTS, STORED, main="events")
 
 
 # -- helpers for the edges -----------------------------------------------------------------------------

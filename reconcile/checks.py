@@ -115,11 +115,14 @@ def _samples(ids, n: int = 5) -> list[str]:
     return sorted(ids)[:n]
 
 
-def files_checks(ledger: list[dict], inv: FileInventory, per_minute_rows: list[dict]) -> list[CheckResult]:
+def files_checks(ledger: list[dict], inv: FileInventory, per_minute_rows: list[dict],
+                 stored: dict | None = None) -> list[CheckResult]:
     """The ledger's events in the files: each once, in the folder of its
-    event-time minute, with the content the producer published; the layout
-    and manifests intact; per-minute counts equal to the producer's and
-    BigQuery's."""
+    event-time minute, with a content the producer published and, when
+    `stored` ((type, id) -> content hash recomputed from BigQuery) is given,
+    the same copy BigQuery holds; the layout and manifests intact;
+    per-minute counts equal to the producer's and BigQuery's."""
+    stored = stored or {}
     good = _good(ledger)
     contents = _contents(ledger)
     by_type = defaultdict(lambda: {"expected": 0, "missing": [], "duplicated": [], "misplaced": [], "changed": []})
@@ -136,7 +139,8 @@ def files_checks(ledger: list[dict], inv: FileInventory, per_minute_rows: list[d
             entry["duplicated"].append(r["event_id"])
         if any(p.minute != minute or p.event_type != r["event_type"] for p in places):
             entry["misplaced"].append(r["event_id"])
-        if any(p.content_hash not in contents[key] for p in places):
+        if any(p.content_hash not in contents[key] or p.content_hash != stored.get(key, p.content_hash)
+               for p in places):
             entry["changed"].append(r["event_id"])
 
     def rows(kind):
@@ -165,7 +169,7 @@ def files_checks(ledger: list[dict], inv: FileInventory, per_minute_rows: list[d
         CheckResult("gcs_missing", "GCS: ledger events absent from the files", rows("missing")),
         CheckResult("gcs_duplicates", "GCS: events in more than one file line", rows("duplicated")),
         CheckResult("gcs_misplaced", "GCS: events outside the folder of their event-time minute", rows("misplaced")),
-        CheckResult("gcs_content", "GCS: file lines whose values differ from what the producer published",
+        CheckResult("gcs_content", "GCS: file lines whose values differ from what was published or from BigQuery",
                     rows("changed")),
         CheckResult("gcs_late", "GCS: late events in the folder of their event time",
                     [{"late_events": len(late), "failures": len(late_bad), "sample_misplaced_ids": late_bad[:5]}]),
@@ -175,13 +179,14 @@ def files_checks(ledger: list[dict], inv: FileInventory, per_minute_rows: list[d
     ]
 
 
-def content_check(client, project: str, dataset: str, ledger: list[dict]) -> CheckResult:
+def content_check(client, project: str, dataset: str, ledger: list[dict]) -> tuple[CheckResult, dict]:
     """Content fidelity: the content hash recomputed from every stored column
     of each event's row in the dedup views (schemas.contract) equals the hash
     of what the producer published. A value changed on the way (rounding, a
-    time zone, a truncated string) fails here even if the ids all match."""
+    time zone, a truncated string) fails here even if the ids all match.
+    Also returns (type, id) -> the recomputed hash, for the files check."""
     expected = _contents(ledger)
-    rows = []
+    rows, stored = [], {}
     for event_type, spec in event_specs().items():
         ids = sorted(i for t, i in expected if t == event_type)
         if not ids:
@@ -190,11 +195,12 @@ def content_check(client, project: str, dataset: str, ledger: list[dict]) -> Che
         for row in query(client, f"SELECT * FROM `{project}.{dataset}.{spec.name}_dedup` WHERE event_id IN UNNEST(@ids)",
                          {"ids": ids}):
             checked += 1
-            if stored_content_hash(event_type, row) not in expected[(event_type, row["event_id"])]:
+            digest = stored[(event_type, row["event_id"])] = stored_content_hash(event_type, row)
+            if digest not in expected[(event_type, row["event_id"])]:
                 changed.append(row["event_id"])
         rows.append({"event_type": event_type, "checked": checked, "failures": len(changed),
                      "sample_changed_ids": changed[:5]})
-    return CheckResult("content", "8. Content: every stored value as the producer published it", rows)
+    return CheckResult("content", "8. Content: every stored value as the producer published it", rows), stored
 
 
 def ledger_rows(client, project: str, dataset: str, scope: Scope) -> list[dict]:
@@ -221,8 +227,9 @@ def run_all(client, project: str, dataset: str, output_prefix: str | None, scope
                     run_sql(client, "03_duplicates.sql", project, dataset, scope)),
     ]
     per_minute = run_sql(client, "04_per_minute.sql", project, dataset, scope)
+    content, stored = content_check(client, project, dataset, ledger)
     if output_prefix:
-        results.extend(files_checks(ledger, scan(output_prefix, project_files or project), per_minute))
+        results.extend(files_checks(ledger, scan(output_prefix, project_files or project), per_minute, stored))
     else:
         results.append(CheckResult("per_minute", "4. Per minute and type: producer = BigQuery", per_minute))
     results.extend([
@@ -232,7 +239,7 @@ def run_all(client, project: str, dataset: str, output_prefix: str | None, scope
                     run_sql(client, "06_malformed.sql", project, dataset, scope)),
         CheckResult("conflicts", "7. Conflicting copies in the conflicts table, the stored copy one of them",
                     run_sql(client, "07_conflicts.sql", project, dataset, scope)),
-        content_check(client, project, dataset, ledger),
+        content,
     ])
     good = _good(ledger)
     return {"results": results, "lag": run_sql(client, "lag.sql", project, dataset, scope),

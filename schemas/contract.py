@@ -117,8 +117,10 @@ def parse_timestamp(text) -> datetime:
 
 
 def format_timestamp(value: datetime) -> str:
-    """UTC RFC 3339 with microseconds, as BigQuery and the files store it."""
-    return value.astimezone(_UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC RFC 3339 with microseconds, as BigQuery and the files store it.
+    The year always has four digits (strftime writes 999, not 0999)."""
+    value = value.astimezone(_UTC)
+    return f"{value.year:04d}-{value:%m-%dT%H:%M:%S.%f}Z"
 
 
 def to_micros(value: datetime) -> int:
@@ -499,11 +501,23 @@ def stored_content_hash(event_type: str, stored: dict) -> str:
     extra = stored.get("extra")
     if isinstance(extra, str):
         extra = orjson.loads(extra)
+    extra = _floats(extra)  # read_line gives Decimals; the job hashed the floats it parsed
     walk = _Walk()
     payload, _ = _record(spec.payload_fields, body, "", walk)
     if walk.problems:
         return "unreadable:" + "; ".join(text for _, text in walk.problems)[:200]
     return content_hash(event_type, payload, extra or None)
+
+
+def _floats(value):
+    """Decimals back to the floats the job parsed (a float's repr round-trips)."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, list):
+        return [_floats(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _floats(v) for k, v in value.items()}
+    return value
 
 
 def _plain(value):

@@ -67,17 +67,20 @@ def drain(fn, rows):
     return out
 
 
-def test_a_request_refused_whole_is_split_without_backoff_to_the_bad_row(no_sleep):
+def test_a_request_refused_whole_is_split_to_the_bad_row_after_a_few_tries(no_sleep):
+    """A 500 is first taken as BigQuery's transient backendError (3 tries with
+    back-off), then as the emulator's answer to a bad value: the batch is split,
+    without further back-off, until the refused row is alone."""
     client = FakeClient(bad={"0.30000000000000004"})
     fn = sink(client, batch_size=256)
     rows = [f"{i}.5" for i in range(255)] + ["0.30000000000000004"]
     started = time.monotonic()
     dead = drain(fn, rows)
-    assert time.monotonic() - started < 1 and no_sleep == []  # no back-off for a bad row
+    assert time.monotonic() - started < 1 and len(no_sleep) == 3  # three back-offs, then no more
     assert [d["error_type"] for d in dead] == ["bigquery_refused"]
     assert "0.30000000000000004" in dead[0]["payload"] and "InternalServerError" in dead[0]["error"]
     assert sorted(v["v"] for _, v in client.stored) == sorted(rows[:-1])  # every other row stored, once
-    assert client.requests <= 2 * 8 + 1  # about 2 log2(n) requests
+    assert client.requests <= 3 + 2 * 8 + 1  # the tries, then about 2 log2(n) requests
 
 
 def test_rows_refused_one_by_one_go_to_dead_letters_and_neighbours_are_resent():
@@ -85,6 +88,31 @@ def test_rows_refused_one_by_one_go_to_dead_letters_and_neighbours_are_resent():
     dead = drain(sink(client), ["a", "bad", "b"])
     assert len(dead) == 1 and "Invalid NUMERIC value" in dead[0]["error"]
     assert sorted(v["v"] for _, v in client.stored) == ["a", "b"]
+
+
+def test_a_transient_500_is_retried_not_dead_lettered(no_sleep):
+    class Flaky(FakeClient):
+        def insert_rows_json(self, table, rows, row_ids, retry=None, timeout=None):
+            if self.requests < 2:
+                self.requests += 1
+                raise gexc.InternalServerError("backendError")
+            return super().insert_rows_json(table, rows, row_ids, retry, timeout)
+
+    client = Flaky()
+    assert drain(sink(client), ["a", "b"]) == [] and len(no_sleep) == 2
+    assert [v["v"] for _, v in client.stored] == ["a", "b"]
+
+
+def test_rate_limits_are_waited_out_like_outages(no_sleep):
+    class Limited(FakeClient):
+        def insert_rows_json(self, table, rows, row_ids, retry=None, timeout=None):
+            if self.requests < 5:
+                self.requests += 1
+                raise gexc.Forbidden("Exceeded rate limits", errors=[{"reason": "rateLimitExceeded"}])
+            return super().insert_rows_json(table, rows, row_ids, retry, timeout)
+
+    client = Limited()
+    assert drain(sink(client), ["a"]) == [] and len(no_sleep) == 5
 
 
 def test_an_outage_is_waited_out_and_nothing_is_lost_or_doubled(no_sleep):
@@ -97,14 +125,14 @@ def test_an_outage_is_waited_out_and_nothing_is_lost_or_doubled(no_sleep):
 def test_an_outage_during_a_split_resends_only_what_was_not_stored(no_sleep):
     class Flaky(FakeClient):
         def insert_rows_json(self, table, rows, row_ids, retry=None, timeout=None):
-            if self.requests == 3:  # the right half of the first split: the service goes away
+            if self.requests == 7:  # 3 tries, the whole batch, x, a: the right half, b and c, finds it gone
                 self.requests += 1
                 raise gexc.ServiceUnavailable("unavailable")
             return super().insert_rows_json(table, rows, row_ids, retry, timeout)
 
     client = Flaky(bad={"x"})
     dead = drain(sink(client), ["x", "a", "b", "c"])
-    assert len(dead) == 1 and len(no_sleep) == 1
+    assert len(dead) == 1 and len(no_sleep) == 3 + 1 and "unavailable" in no_sleep[-1]
     stored = [i for i, _ in client.stored]
     assert sorted(stored) == ["id-1", "id-2", "id-3"] and len(stored) == len(set(stored))
 

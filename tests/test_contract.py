@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.validation import Limits, Rejected, parse_message
 from schemas import event_specs
-from schemas.contract import (ContractError, bigquery_row, canonicalize, content_hash, file_path,
+from schemas.contract import (ContractError, bigquery_row, canonicalize, content_hash, file_line, file_path,
                               fit_numeric, format_timestamp, identity_digest, insert_id, line_bytes, manifest_path,
                               parse_file_path, parse_timestamp, read_line, stored_content_hash)
 from tests import brief_events
@@ -224,3 +224,18 @@ def test_file_layout_and_its_parser():
     assert manifest_path("o", "order", minute, 0, 1).endswith("/order/2025/02/08/13/09/_MANIFEST.json")
     assert manifest_path("o", "order", minute, 3, 4).endswith("/_MANIFEST-03.json")
     assert format_timestamp(minute) == "2025-02-08T13:09:00.000000Z"
+
+
+def test_years_before_1000_keep_four_digits():
+    body = brief_events.event("inventory", random.Random(6))
+    body["timestamp"] = "0999-01-02T03:04:05Z"
+    event = parse(body)
+    assert event.event_time == datetime(999, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert file_line(event)["event_time"] == "0999-01-02T03:04:05.000000Z"
+
+
+def test_numbers_in_unknown_fields_round_trip_through_the_files():
+    body = brief_events.event("order", random.Random(7))
+    body.update(discount=0.1, weights=[1.5, 2, 1e-7], nested={"ratio": 1 / 3})
+    event = parse(body)
+    assert stored_content_hash("order", read_line(line_bytes(event))) == event.content_hash

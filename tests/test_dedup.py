@@ -93,7 +93,8 @@ def test_a_different_content_under_the_same_identity_is_a_conflict():
 def test_a_replay_skips_what_bigquery_already_holds():
     event = accepted(inventory(BASE))
     fn = _SkipStoredFn({identity_digest("inventory", event.event.event_id): event.event.content_hash})
-    assert list(fn.process(event)) == []
+    (stored,) = list(fn.process(event))
+    assert stored.tag == "stored" and stored.value is event  # to its folder only, not to BigQuery again
     (out,) = list(fn.process(accepted(inventory(BASE, quantity_change=7))))
     assert out.tag == "conflicts" and out.value["stage"] == "replay"
     other = accepted(inventory(BASE, inventory_id="new-one"))

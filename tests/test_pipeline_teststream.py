@@ -230,3 +230,49 @@ def test_a_replay_writes_nothing_new_and_a_later_event_adds_a_file(outdir):
     found = files_under(outdir)
     assert [r["event_id"] for r in found["inventory/2025/02/08/13/09/inventory_2025020813090002.json"]] == ["INV-new"]
     assert manifest(outdir, "inventory/2025/02/08/13/09")["lines"] == 6
+
+
+def test_a_replay_after_a_crash_keeps_files_and_bigquery_on_the_same_copy(outdir):
+    """Before the crash, BigQuery got event A but its file was still pending.
+    The replay brings a conflicting copy B first, then A: B is a conflict
+    with the stored copy and goes nowhere else, A goes to its folder only
+    (not to BigQuery again): files and BigQuery hold the same copy."""
+    from pipeline.validation import Limits, parse_message
+    from schemas.contract import identity_digest
+
+    a = inventory(BASE + timedelta(seconds=5))
+    b = inventory(BASE + timedelta(seconds=5), quantity_change=-7)
+    stored = parse_message(orjson.dumps(a), None, None, now=W_END, limits=Limits())
+    seen = {identity_digest("inventory", stored.event_id): stored.content_hash}
+    stream = (TestStream()
+              .advance_watermark_to(ts(BASE))
+              .add_elements([msg(b, BASE + timedelta(seconds=5))])
+              .add_elements([msg(a, BASE + timedelta(seconds=5))])
+              .advance_watermark_to(ts(W_END + timedelta(minutes=5)))
+              .advance_watermark_to_infinity())
+    options = PipelineOptions(["--streaming", "--project=local-project", f"--output_prefix={outdir}",
+                               "--max_event_age_days=0"])
+    with TestPipeline(runner="BundleBasedDirectRunner", options=options) as p:
+        out = build_pipeline(p, options.view_as(EcommerceOptions), messages=p | stream, clock=lambda: 0.0,
+                             write_bigquery=False, seen=seen)
+        assert_that(out.events, equal_to([]), label="NothingNewForBigQuery")
+        assert_that(out.conflicts | beam.Map(lambda r: (r["stage"], r["conflicting_content_hash"] != stored.content_hash)),
+                    equal_to([("replay", True)]), label="TheConflictingCopy")
+    (rows,) = files_under(outdir).values()
+    assert [r["quantity_change"] for r in rows] == [-2]  # A, the copy BigQuery holds
+
+
+def test_a_file_written_just_before_a_crash_gets_its_manifest_entry_back(outdir):
+    """The job died between writing a file and its manifest: the next time
+    the folder is read back, the manifest is repaired and the file reported."""
+    first = [inventory(BASE + timedelta(seconds=i), inventory_id=f"INV-{i}") for i in range(3)]
+    run_stream(_replay_stream(first), outdir)
+    folder = os.path.join(outdir, "inventory/2025/02/08/13/09")
+    os.remove(os.path.join(folder, "_MANIFEST.json"))  # as if the crash came before the manifest write
+
+    def checks(out):
+        assert_that(out.files | beam.Map(lambda f: (f.seq, f.timing, f.lines)),
+                    equal_to([(1, "recovered", 3), (2, "far_late", 1)]), label="RepairedAndNew")
+
+    run_stream(_replay_stream([inventory(BASE, inventory_id="INV-new")]), outdir, checks=checks)
+    assert manifest(outdir, "inventory/2025/02/08/13/09")["lines"] == 4

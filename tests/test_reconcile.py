@@ -121,3 +121,15 @@ def test_a_missing_manifest_fails(healthy):
     root, events = healthy
     os.remove(manifest_path(root, "inventory", minute_of(BASE), 0, 1))
     assert failing(root, events) == {"gcs_layout"}
+
+
+def test_a_file_holding_another_copy_than_bigquery_fails(healthy):
+    """Both copies were published (a conflict), but the files and BigQuery
+    must hold the same one."""
+    root, events = healthy
+    ledger = _ledger(events)
+    other = dict(ledger[0], content_hash="f" * 32, conflict=True)
+    stored = {(r["event_type"], r["event_id"]): r["content_hash"] for r in ledger}
+    stored[("inventory", "inv-0")] = "f" * 32  # BigQuery kept the other copy
+    results = files_checks(ledger + [other], scan(root), _per_minute(events), stored)
+    assert {r.name for r in results if not r.passed} == {"gcs_content"}

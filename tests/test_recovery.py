@@ -3,7 +3,7 @@ restarted job replays from."""
 
 from datetime import datetime, timedelta, timezone
 
-from pipeline.minute_files import HELD
+from pipeline.progress import HELD, STALLS
 from pipeline.recovery import Checkpointer, read_checkpoint, resolve_replay_from
 
 
@@ -19,7 +19,7 @@ def test_the_safe_point_never_passes_an_event_still_waiting_for_its_file(tmp_pat
     now = cp.started + timedelta(minutes=10)
     held_since = now - timedelta(minutes=3)  # acknowledged 3 minutes ago, its folder not written yet
     key = ("inventory", 0, 0)
-    HELD.hold(key, held_since.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    HELD.hold(key, held_since.timestamp())
     try:
         assert cp.safe_point(now) <= held_since - timedelta(seconds=1)
     finally:
@@ -36,3 +36,18 @@ def test_the_checkpoint_file_round_trips_into_replay_from(tmp_path):
     assert resolve_replay_from("auto", str(tmp_path / "none.json")) is None
     assert resolve_replay_from("2025-02-08T13:09:00Z", None) == datetime(2025, 2, 8, 13, 9, tzinfo=timezone.utc)
     assert resolve_replay_from("", None) is None
+
+
+def test_the_safe_point_stays_put_while_a_sink_is_waited_out_or_the_job_lags(tmp_path):
+    cp = Checkpointer(str(tmp_path / "c.json"), margin_s=60)
+    now = cp.started + timedelta(minutes=10)
+    before = cp.safe_point(now)
+    STALLS.waiting_for("BigQuery (inserting into order_events)")
+    try:
+        assert cp.safe_point(now + timedelta(minutes=5)) == before  # the outage: nothing pulled is safe yet
+    finally:
+        STALLS.done("BigQuery (inserting into order_events)")
+    assert cp.safe_point(now + timedelta(minutes=6)) == now + timedelta(minutes=5)
+    STALLS.lag(45)  # 45 s behind publish time, more than half the margin
+    held = cp.safe_point(now + timedelta(minutes=7))
+    assert held == now + timedelta(minutes=5)
