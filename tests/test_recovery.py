@@ -3,8 +3,18 @@ restarted job replays from."""
 
 from datetime import datetime, timedelta, timezone
 
-from pipeline.progress import HELD, STALLS
+import pytest
+
+from pipeline import progress
 from pipeline.recovery import Checkpointer, read_checkpoint, resolve_replay_from
+
+
+@pytest.fixture(autouse=True)
+def fresh_progress(monkeypatch):
+    """Each test its own process-wide progress facts (other tests wait on
+    services and leave some behind)."""
+    monkeypatch.setattr(progress, "HELD", progress._Held())
+    monkeypatch.setattr(progress, "STALLS", progress._Stalls())
 
 
 def test_the_safe_point_trails_now_by_the_margin_once_the_job_has_run_that_long(tmp_path):
@@ -19,11 +29,11 @@ def test_the_safe_point_never_passes_an_event_still_waiting_for_its_file(tmp_pat
     now = cp.started + timedelta(minutes=10)
     held_since = now - timedelta(minutes=3)  # acknowledged 3 minutes ago, its folder not written yet
     key = ("inventory", 0, 0)
-    HELD.hold(key, held_since.timestamp())
+    progress.HELD.hold(key, held_since.timestamp())
     try:
         assert cp.safe_point(now) <= held_since - timedelta(seconds=1)
     finally:
-        HELD.release(key)
+        progress.HELD.release(key)
     assert cp.safe_point(now) == now - timedelta(seconds=20)
 
 
@@ -42,12 +52,12 @@ def test_the_safe_point_stays_put_while_a_sink_is_waited_out_or_the_job_lags(tmp
     cp = Checkpointer(str(tmp_path / "c.json"), margin_s=60)
     now = cp.started + timedelta(minutes=10)
     before = cp.safe_point(now)
-    STALLS.waiting_for("BigQuery (inserting into order_events)")
+    progress.STALLS.waiting_for("BigQuery (inserting into order_events)")
     try:
         assert cp.safe_point(now + timedelta(minutes=5)) == before  # the outage: nothing pulled is safe yet
     finally:
-        STALLS.done("BigQuery (inserting into order_events)")
+        progress.STALLS.done("BigQuery (inserting into order_events)")
     assert cp.safe_point(now + timedelta(minutes=6)) == now + timedelta(minutes=5)
-    STALLS.lag(45)  # 45 s behind publish time, more than half the margin
+    progress.STALLS.lag(45)  # 45 s behind publish time, more than half the margin
     held = cp.safe_point(now + timedelta(minutes=7))
     assert held == now + timedelta(minutes=5)
