@@ -118,18 +118,39 @@ def _merged_fields(existing: list[dict], desired: list[dict]) -> tuple[list[dict
 def update_table_schemas(client, project: str, dataset: str, specs: dict | None = None) -> dict[str, list[str]]:
     """Bring existing tables up to the schemas (the compatible changes
     `python -m schemas.compat --check` allows), through the API. Returns
-    table -> what changed."""
+    table -> what changed.
+
+    The BigQuery emulator keeps a table's columns in two places that real
+    BigQuery does not distinguish: DDL changes its storage, the API its
+    metadata. Locally a new top-level column therefore gets both; a new
+    nested field cannot be added there (recreate the local table instead)."""
+    import os
+
     from google.cloud import bigquery
 
+    from schemas.bigquery import _ddl_type_with_mode, columns
+
+    emulator = bool(os.environ.get("BIGQUERY_EMULATOR_HOST"))
     done = {}
     for name, spec in (specs or table_specs()).items():
         table = client.get_table(f"{project}.{dataset}.{name}", timeout=30)
         existing = [f.to_api_repr() for f in table.schema]
         merged, changes = _merged_fields(existing, api_schema(spec))
-        if changes:
-            table.schema = [bigquery.SchemaField.from_api_repr(f) for f in merged]
-            client.update_table(table, ["schema"], timeout=30)
-            done[name] = changes
+        if not changes:
+            continue
+        if emulator:
+            known = {f["name"] for f in existing}
+            nested = [c for c in changes if "." in c.split(":")[0]]
+            if nested:
+                raise RuntimeError(f"the BigQuery emulator cannot change nested fields of {name} ({nested}); "
+                                   "recreate the local stack's table (python -m localstack down; up)")
+            for column in columns(spec):
+                if column["name"] not in known:
+                    client.query(f"ALTER TABLE `{project}.{dataset}.{name}` ADD COLUMN IF NOT EXISTS "
+                                 f"{column['name']} {_ddl_type_with_mode(column)}").result(timeout=60)
+        table.schema = [bigquery.SchemaField.from_api_repr(f) for f in merged]
+        client.update_table(table, ["schema"], timeout=30)
+        done[name] = changes
     return done
 
 

