@@ -22,7 +22,7 @@ from datetime import timedelta
 import orjson
 
 from schemas.contract import (ATTR_EVENT_ID, ATTR_EVENT_TIME, ATTR_EVENT_TYPE, BODY_EVENT_TYPE, canonicalize,
-                              format_timestamp)
+                              format_timestamp, split_body)
 from simulator.world import Generated
 
 MALFORMED_KINDS = ["invalid_json", "missing_field", "wrong_type", "bad_enum", "bad_timestamp", "unknown_event_type",
@@ -179,6 +179,13 @@ def _valid_plan(event_type: str, payload: dict, data: bytes, explicit_id: str | 
     return Plan(event_type=event_type, event_time=format_timestamp(event.event_time), messages=messages,
                 intended_delay_s=round(intended, 3), payload_sha256=hashlib.sha256(data).hexdigest(),
                 event_id=event.event_id, content_hash=event.content_hash, **facts)
+
+
+def plan_of_body(data: bytes) -> Plan:
+    """The Plan of a valid message body written elsewhere (a test's events),
+    so that it is recorded in the ledger like the simulator's own."""
+    payload, event_type, _ = split_body(orjson.loads(data))
+    return _valid_plan(event_type, payload, data, None, [Message(data, {}, 0.0)], 0.0)
 
 
 def plan(gen: Generated, cfg: FaultConfig, rng: random.Random, explicit_id: str | None = None) -> list[Plan]:

@@ -29,6 +29,16 @@ class LedgerWriter:
         with self._lock:  # publish callbacks run on the client's threads
             self._fh.write(data)
 
+    def record_copy(self, run_id: str, plan, copy_no: int, publish_time: str) -> None:
+        """One published copy of a simulator.faults.Plan, once its publish is confirmed."""
+        self.record({
+            "run_id": run_id, "event_id": plan.event_id, "event_type": plan.event_type,
+            "event_time": plan.event_time, "content_hash": plan.content_hash, "payload_sha256": plan.payload_sha256,
+            "publish_time": publish_time, "copy": copy_no, "intended_delay_s": plan.intended_delay_s,
+            "malformed": plan.malformed, "malformed_kind": plan.malformed_kind, "far_late": plan.far_late,
+            "conflict": plan.conflict, "extra_fields": plan.extra_fields,
+        })
+
     def close(self) -> None:
         with self._lock:
             self._fh.close()

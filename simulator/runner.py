@@ -130,13 +130,7 @@ class Simulator:
                     self._retries.append((time.monotonic() + delay, copy_no, p, message))
                 return
             self.stats.published += 1
-            self.ledger.record({
-                "run_id": self.run_id, "event_id": p.event_id, "event_type": p.event_type,
-                "event_time": p.event_time, "content_hash": p.content_hash, "payload_sha256": p.payload_sha256,
-                "publish_time": publish_time, "copy": copy_no, "intended_delay_s": p.intended_delay_s,
-                "malformed": p.malformed, "malformed_kind": p.malformed_kind, "far_late": p.far_late,
-                "conflict": p.conflict, "extra_fields": p.extra_fields,
-            })
+            self.ledger.record_copy(self.run_id, p, copy_no, publish_time)
 
         future.add_done_callback(done)
 

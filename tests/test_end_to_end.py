@@ -25,7 +25,7 @@ from reconcile.checks import Scope, query, run_all, wait_until_passed
 from reconcile.files import scan
 from reconcile.no_ledger import run_no_ledger
 from schemas import event_specs
-from schemas.contract import TOPIC, canonicalize, minute_of, split_body, stored_content_hash
+from schemas.contract import TOPIC, minute_of, parse_timestamp, stored_content_hash
 from simulator.faults import FaultConfig
 from simulator.ledger import LedgerWriter, load_to_bigquery
 from simulator.runner import Simulator, make_publisher
@@ -50,9 +50,8 @@ def _publish_bodies(stack, bodies: list[bytes], run_id: str, tmp: Path) -> datet
     and record them in the producer ledger like any producer run (the run's
     events share minutes with other tests' runs, whose reconciliation must
     know them)."""
-    import hashlib
-
     from schemas.contract import format_timestamp
+    from simulator.faults import plan_of_body
 
     publisher = publisher_client()
     topic = publisher.topic_path(stack.project, TOPIC)
@@ -61,13 +60,7 @@ def _publish_bodies(stack, bodies: list[bytes], run_id: str, tmp: Path) -> datet
         future.result(timeout=30)
     ledger = LedgerWriter(tmp / f"{run_id}.jsonl")
     for body in bodies:
-        payload, event_type, _ = split_body(orjson.loads(body))
-        event = canonicalize(event_type, payload)
-        ledger.record({"run_id": run_id, "event_id": event.event_id, "event_type": event_type,
-                       "event_time": format_timestamp(event.event_time), "content_hash": event.content_hash,
-                       "payload_sha256": hashlib.sha256(body).hexdigest(), "publish_time": format_timestamp(started),
-                       "copy": 0, "intended_delay_s": 0.0, "malformed": False, "malformed_kind": None,
-                       "far_late": False, "conflict": False, "extra_fields": []})
+        ledger.record_copy(run_id, plan_of_body(body), 0, format_timestamp(started))
     ledger.close()
     load_to_bigquery(tmp / f"{run_id}.jsonl", stack.project, DATASET)
     return started
@@ -75,11 +68,12 @@ def _publish_bodies(stack, bodies: list[bytes], run_id: str, tmp: Path) -> datet
 
 def _expected(bodies: list[bytes]):
     """(type, id) -> (content hash, event-time minute), by the contract."""
+    from simulator.faults import plan_of_body
+
     out = {}
     for body in bodies:
-        payload, event_type, _ = split_body(orjson.loads(body))
-        event = canonicalize(event_type, payload)
-        out[(event_type, event.event_id)] = (event.content_hash, minute_of(event.event_time))
+        p = plan_of_body(body)
+        out[(p.event_type, p.event_id)] = (p.content_hash, minute_of(parse_timestamp(p.event_time)))
     return out
 
 
