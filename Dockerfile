@@ -13,10 +13,9 @@ COPY --from=launcher /opt/google/dataflow/python_template_launcher /opt/google/d
 ARG WORKDIR=/template
 WORKDIR ${WORKDIR}
 COPY requirements.txt setup.py main.py ./
+# The job only: pipeline/ and schemas/ (the commands stay on the laptop).
 COPY pipeline ./pipeline
 COPY schemas ./schemas
-COPY simulator ./simulator
-COPY reconcile ./reconcile
 RUN pip install --no-cache-dir -r requirements.txt && pip install --no-cache-dir --no-deps .
 
 ENV FLEX_TEMPLATE_PYTHON_PY_FILE="${WORKDIR}/main.py" \

@@ -3,7 +3,7 @@ job and options as `python -m pipeline`."""
 
 import sys
 
-from pipeline.job import run
+from pipeline.launch import run
 
 if __name__ == "__main__":
     sys.exit(run())

@@ -1,6 +1,10 @@
-"""Installable package of the e-commerce streaming pipeline.
+"""The job as an installable package: what Dataflow workers run.
 
-Dataflow workers install it with `--setup_file ./setup.py`; locally
+Only `pipeline` (the job) and `schemas` (the contract it validates against)
+with requirements.txt. The project's commands (localrun, localstack,
+provision, simulator, reconcile, demo, bench, common) run from a checkout
+with requirements-tools.txt and are never shipped to workers. Workers get it
+from the image (Dockerfile) or `--setup_file ./setup.py`; locally
 scripts/bootstrap.sh installs it in editable mode into .venv.
 """
 
@@ -19,8 +23,8 @@ setuptools.setup(
     python_requires=">=3.10",
     # Namespace discovery so schemas/events and schemas/tables (data only)
     # ship with the package: workers validate against the same .avsc files.
-    packages=setuptools.find_namespace_packages(include=["pipeline", "pipeline.*", "schemas", "schemas.*",
-                                                         "simulator", "simulator.*", "reconcile", "reconcile.*"]),
+    packages=setuptools.find_namespace_packages(include=["pipeline", "pipeline.*", "schemas", "schemas.*"],
+                                                exclude=["schemas.released"]),
     package_data={"schemas.events": ["*.avsc"], "schemas.tables": ["*.avsc"]},
     include_package_data=True,
     install_requires=REQUIREMENTS,

@@ -14,7 +14,6 @@ Writes bench/results/<timestamp>.json and .png and prints a table.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import subprocess
@@ -110,10 +109,11 @@ def chart(results: dict, path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--skip-e2e", action="store_true")
+    from common.cli import Parser
+
+    parser = Parser("python -m bench", __doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer events and rates (a smoke run of the benchmarks)")
+    parser.add_argument("--skip-e2e", action="store_true", help="only the in-process benchmarks, no emulator stack")
     parser.add_argument("--rates", default=None, help="comma-separated e2e ladder (default 100,200,400,700,1000,1400)")
     args = parser.parse_args(argv)
     sizes = [2_000, 10_000] if args.quick else [10_000, 100_000, 1_000_000]

@@ -32,7 +32,7 @@ class Visibility:
     """Polls BigQuery and the files; first-seen wall time per event id."""
 
     def __init__(self, stack: LocalStack, since: datetime):
-        from pipeline.clients import bigquery_client
+        from common.clients import bigquery_client
 
         self.stack = stack
         self.client = bigquery_client(stack.project)
@@ -142,12 +142,14 @@ def run(rates: list[float], seconds: float = 20, drain_s: float = 30) -> dict:
     results = []
     with stack:
         stack.apply_env()
-        from pipeline.provision import provision
+        from provision import provision
 
         provision(stack.project, DATASET, TOPIC, SUB, BUCKET)
-        job = stack.start_job(workdir / "job.log", subscription=SUB, dataset=DATASET, bucket=BUCKET)
+        from localrun.process import start_job, wait_until_running
+
+        job = start_job(stack, workdir / "job.log", subscription=SUB, dataset=DATASET, bucket=BUCKET)
         try:
-            time.sleep(5)
+            wait_until_running(job, workdir / "job.log")
             for rate in rates:
                 result = run_rate(stack, rate, seconds, drain_s, f"bench-{int(rate)}")
                 print(f"  rate {rate:>6}/s: published {result['published']}, missing in BigQuery "

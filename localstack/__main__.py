@@ -10,12 +10,18 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
+from common.cli import Parser
 from localstack.services import StackError, pid_alive
-from localstack.stack import DEFAULT_WORKDIR, LocalStack, read_state, stop_from_state, write_state
+from localstack.stack import (
+    DEFAULT_WORKDIR,
+    LocalStack,
+    read_state,
+    stop_from_state,
+    write_state,
+)
 from schemas.contract import SUBSCRIPTION, TOPIC
 
 DEFAULTS = {"dataset": "ecommerce", "topic": TOPIC, "subscription": SUBSCRIPTION, "bucket": "local-bucket"}
@@ -26,14 +32,15 @@ def _exports(env: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["up", "down", "status", "env"])
-    parser.add_argument("--workdir", default=str(DEFAULT_WORKDIR))
-    parser.add_argument("--project", default="local-project")
-    parser.add_argument("--pubsub-port", type=int, default=0)
-    parser.add_argument("--bigquery-port", type=int, default=0)
-    parser.add_argument("--gcs-port", type=int, default=0)
-    parser.add_argument("--no-provision", action="store_true")
+    parser = Parser("python -m localstack", __doc__)
+    parser.add_argument("command", choices=["up", "down", "status", "env"], help="what to do (see above)")
+    parser.add_argument("--workdir", default=str(DEFAULT_WORKDIR), help="emulator data, logs and state file")
+    parser.add_argument("--project", default="local-project", help="project id the emulators serve")
+    parser.add_argument("--pubsub-port", type=int, default=0, help="Pub/Sub emulator port (default: a free one)")
+    parser.add_argument("--bigquery-port", type=int, default=0, help="BigQuery emulator port (default: a free one)")
+    parser.add_argument("--gcs-port", type=int, default=0, help="Cloud Storage emulator port (default: a free one)")
+    parser.add_argument("--no-provision", action="store_true",
+                        help="start the emulators only (no topic, subscription, dataset, tables or bucket)")
     args = parser.parse_args(argv)
 
     state = read_state(args.workdir)
@@ -63,7 +70,7 @@ def main(argv=None) -> int:
         write_state(stack)
         if not args.no_provision:
             stack.apply_env()
-            from pipeline.provision import provision
+            from provision import provision
 
             provision(stack.project, DEFAULTS["dataset"], DEFAULTS["topic"], DEFAULTS["subscription"],
                       DEFAULTS["bucket"])

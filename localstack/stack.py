@@ -94,21 +94,6 @@ class LocalStack:
     def apply_env(self) -> None:
         os.environ.update(self.env())
 
-    def start_job(self, log_path: Path, *, subscription: str, dataset: str, bucket: str, extra=(), env=None):
-        """The streaming job (`python -m pipeline`) on BundleBasedDirectRunner
-        against this stack, as a child in its own session (stop it by PID);
-        output is appended to log_path. `env` overrides the stack's client
-        environment (a drill routes Pub/Sub through a cuttable link)."""
-        import subprocess
-        import sys
-
-        cmd = [sys.executable, "-m", "pipeline", "--runner=BundleBasedDirectRunner", "--streaming",
-               f"--project={self.project}", f"--subscription=projects/{self.project}/subscriptions/{subscription}",
-               f"--dataset={dataset}", f"--output_prefix=gs://{bucket}/output", *extra]
-        return subprocess.Popen(cmd, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, cwd=PROJECT_ROOT, env={**os.environ, **self.env(), **(env or {})},
-                                start_new_session=True)
-
     def describe(self) -> dict:
         return {"project": self.project, "workdir": str(self.workdir), "env": self.env(),
                 "services": [s.describe() for s in self.services]}

@@ -1,8 +1,9 @@
-"""`python -m pipeline ...`: run the streaming job (see pipeline/job.py)."""
+"""`python -m pipeline ...`: submit the streaming job to Dataflow (pipeline/launch.py).
+A local run on the emulator stack is `python -m localrun`."""
 
 import sys
 
-from pipeline.job import run
+from pipeline.launch import run
 
 if __name__ == "__main__":
     sys.exit(run())

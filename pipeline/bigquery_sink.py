@@ -37,26 +37,17 @@ import orjson
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
-from pipeline.clients import Backoff, bigquery_client, is_connection_error
+from pipeline.clients import bigquery_client
+from pipeline.retry import Outages, is_outage
 from pipeline.validation import Rejected, dead_letter_row
 
 _log = logging.getLogger(__name__)
 DEAD_LETTER_TAG = "dead_letter"
 TRANSIENT_TRIES = 3  # requests answered 500 before the batch is split to find refused rows
-_RATE_REASONS = ("rateLimitExceeded", "quotaExceeded")
 
 
 class _Transient(Exception):
     """A 500: retried with back-off before it is taken as a refusal."""
-
-
-def _is_rate_limit(exc: BaseException) -> bool:
-    from google.api_core import exceptions as gexc
-
-    if not isinstance(exc, gexc.Forbidden):
-        return False
-    reasons = [e.get("reason") for e in (getattr(exc, "errors", None) or []) if isinstance(e, dict)]
-    return any(r in _RATE_REASONS for r in reasons) or any(r in str(exc) for r in _RATE_REASONS)
 
 
 class _Outage(Exception):
@@ -73,16 +64,19 @@ class InsertRows(beam.DoFn):
     """Input: (table_name, row, insert_id). Buffers per bundle and inserts in
     batches. Rows that BigQuery refuses are emitted on DEAD_LETTER_TAG as
     dead-letter rows (unless `is_dead_letter_table`, where they are logged).
-    `client_factory(project)` is the official client, or a fake in tests."""
+    `client_factory(project)` is the official client, or a fake in tests.
+    `max_wait_s`: how long one batch waits out an outage before the error
+    is raised for the runner to retry the bundle (None: as long as it lasts)."""
 
     def __init__(self, project: str, dataset: str, batch_size: int = 500, is_dead_letter_table: bool = False,
-                 client_factory=bigquery_client, request_timeout_s: float = 30.0):
+                 client_factory=bigquery_client, request_timeout_s: float = 30.0, max_wait_s: float | None = None):
         self.project = project
         self.dataset = dataset
         self.batch_size = batch_size
         self.is_dead_letter_table = is_dead_letter_table
         self.client_factory = client_factory
         self.request_timeout_s = request_timeout_s
+        self.max_wait_s = max_wait_s
         self.inserted = Metrics.counter("bigquery", "rows_inserted")
         self.refused = Metrics.counter("bigquery", "rows_refused")
         self.outage_retries = Metrics.counter("bigquery", "outage_retries")
@@ -121,21 +115,21 @@ class InsertRows(beam.DoFn):
     def _insert(self, table: str, rows: list[tuple[dict, str]]):
         """Insert rows, waiting out outages; yield tagged dead letters for rows
         refused for good."""
-        backoff = Backoff(f"BigQuery (inserting into {table})")
+        outages = Outages(f"BigQuery (inserting into {table})", self.max_wait_s)
         pending = rows
         answered_500 = 0
         while pending:
             try:
                 dead, pending = self._isolate(table, pending, split_on_500=answered_500 >= TRANSIENT_TRIES)
-                backoff.recovered()
+                outages.recovered()
             except _Outage as outage:
                 dead, pending = outage.dead, outage.remaining
                 self.outage_retries.inc()
-                backoff.wait(outage.__cause__ or outage)
+                outages.wait(outage.__cause__ or outage)
             except _Transient as transient:
                 dead = []
                 answered_500 += 1
-                backoff.wait(transient.__cause__ or transient)
+                outages.wait(transient.__cause__ or transient)
             for row_and_id, reason in dead:
                 yield from self._refuse(table, row_and_id, reason)
 
@@ -152,7 +146,7 @@ class InsertRows(beam.DoFn):
         except Exception as exc:  # noqa: BLE001 - classified here
             from google.api_core import exceptions as gexc
 
-            if is_connection_error(exc) or _is_rate_limit(exc):
+            if is_outage(exc):
                 raise _Outage(str(exc), rows) from exc
             if isinstance(exc, gexc.InternalServerError) and not split_on_500:
                 raise _Transient(str(exc)) from exc
@@ -206,14 +200,31 @@ class WriteToBigQueryTables(beam.PTransform):
     refused inserts. Tables must exist (provisioning creates them)."""
 
     def __init__(self, project: str, dataset: str, batch_size: int = 500, is_dead_letter_table: bool = False,
-                 client_factory=bigquery_client):
+                 client_factory=bigquery_client, max_wait_s: float | None = None):
         super().__init__()
         self.project, self.dataset = project, dataset
         self.batch_size, self.is_dead_letter_table = batch_size, is_dead_letter_table
-        self.client_factory = client_factory
+        self.client_factory, self.max_wait_s = client_factory, max_wait_s
 
     def expand(self, rows):
         results = rows | "InsertAll" >> beam.ParDo(
-            InsertRows(self.project, self.dataset, self.batch_size, self.is_dead_letter_table, self.client_factory)
+            InsertRows(self.project, self.dataset, self.batch_size, self.is_dead_letter_table, self.client_factory,
+                       max_wait_s=self.max_wait_s)
         ).with_outputs(DEAD_LETTER_TAG, main="inserted")
         return results[DEAD_LETTER_TAG]
+
+
+class BigQueryTables:
+    """The job's table sink: `write(label, rows)` adds a write of
+    (table, row, insert_id) rows to the graph and returns the dead-letter
+    rows of what BigQuery refused. `pipeline.graph.Sinks` holds one; tests
+    give the graph another object with the same method."""
+
+    def __init__(self, project: str, dataset: str, batch_size: int = 500, client_factory=bigquery_client,
+                 max_wait_s: float | None = None):
+        self.project, self.dataset, self.batch_size = project, dataset, batch_size
+        self.client_factory, self.max_wait_s = client_factory, max_wait_s
+
+    def write(self, label: str, rows, dead_letter_table: bool = False):
+        return rows | label >> WriteToBigQueryTables(self.project, self.dataset, self.batch_size, dead_letter_table,
+                                                     self.client_factory, self.max_wait_s)

@@ -1,4 +1,12 @@
-"""Whole-object writes, listing and reading, on local disk or gs://.
+"""Whole-object writes, listing and reading, on a local folder or gs://.
+
+Listing and reading go through Beam's `FileSystems`, one code path for both
+(on gs:// it uses Beam's Cloud Storage client with its own short retries).
+Writes of a minute folder's file must create a name only if it is still free
+(two writers, a retried bundle or a replay must never overwrite a file), which
+`FileSystems` cannot express on gs://: they use the official client with
+`if_generation_match=0`, one client per writer, reused. Local folders get a
+temp file and an atomic link or rename.
 
 The minute folders themselves (names, sequence numbers, manifests) are
 `pipeline.minute_files`; names and layout come from `schemas.contract`.
@@ -9,43 +17,78 @@ from __future__ import annotations
 import os
 import tempfile
 
+from pipeline.retry import Outages, is_outage
+
+
+def storage_outage(exc: BaseException) -> bool:
+    """An outage of Cloud Storage, also when Beam's FileSystems wraps it, or a
+    5xx (transient on Cloud Storage)."""
+    from apache_beam.io.filesystem import BeamIOError
+    from google.api_core import exceptions as gexc
+
+    if isinstance(exc, BeamIOError):
+        details = exc.exception_details or {}
+        return any(storage_outage(e) for e in details.values() if isinstance(e, BaseException)) or \
+            (not details and exc.__cause__ is not None and storage_outage(exc.__cause__))
+    return is_outage(exc) or isinstance(exc, gexc.ServerError)
+
+
+def list_files(prefix: str) -> list[str]:
+    """Every .json file below prefix (local or gs://), manifests included,
+    temporary files not. Errors are raised (callers decide to wait)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    pattern = FileSystems.join(prefix.rstrip("/"), "**") if "://" in prefix else os.path.join(prefix, "**")
+    found = FileSystems.match([pattern])[0].metadata_list
+    return sorted(m.path for m in found
+                  if m.path.endswith(".json") and not os.path.basename(m.path).startswith(".tmp-"))
+
+
+def read_file(path: str) -> bytes:
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path) as fh:
+        return fh.read()
+
 
 class FileWriter:
-    """Writes whole objects under final names. Local: temp file + rename in
-    the same folder (atomic, parent folders created). gs://: one upload with
-    the official client (an object appears whole or not at all). Connection
-    errors are retried with backoff, so a storage outage delays, never loses."""
+    """Writes whole objects under final names; lists and reads them back.
+    A storage outage is waited out (`pipeline.retry.Outages`, bounded by
+    `max_wait_s`), so it delays, never loses."""
 
-    def __init__(self, project: str | None = None):
+    def __init__(self, project: str | None = None, client_factory=None, max_wait_s: float | None = None):
         self.project = project
+        self.client_factory = client_factory
+        self.max_wait_s = max_wait_s
         self._client = None
 
     def _gcs(self):
         if self._client is None:
             from pipeline.clients import storage_client
 
-            self._client = storage_client(self.project)
+            self._client = (self.client_factory or storage_client)(self.project)
         return self._client
 
-    def write(self, path: str, data: bytes) -> None:
-        if path.startswith("gs://"):
-            self._write_gcs(path, data)
-        else:
-            self._write_local(path, data)
+    def _through_outages(self, what: str, call):
+        return Outages(f"Cloud Storage ({what})", self.max_wait_s).call(call, predicate=storage_outage)
 
     def list(self, prefix: str) -> list[str]:
-        """Every .json file below prefix, with this writer's client; a storage
-        outage is waited out."""
-        if not prefix.startswith("gs://"):
+        if "://" not in prefix:
             return list_files(prefix)
-        return _through_outages(f"Cloud Storage (listing {prefix})",
-                                lambda: list_files(prefix, self.project, client=self._gcs()))
+        return self._through_outages(f"listing {prefix}", lambda: list_files(prefix))
 
     def read(self, path: str) -> bytes:
-        if not path.startswith("gs://"):
+        if "://" not in path:
             return read_file(path)
-        return _through_outages(f"Cloud Storage (reading {path})",
-                                lambda: read_file(path, self.project, client=self._gcs()))
+        return self._through_outages(f"reading {path}", lambda: read_file(path))
+
+    def replace(self, path: str, data: bytes) -> None:
+        """Write `path`, replacing what is there (a manifest, rewritten when
+        its folder gets another file)."""
+        if path.startswith("gs://"):
+            self._write_gcs(path, data, only_if_absent=False)
+        else:
+            self._write_local(path, data, only_if_absent=False)
 
     def create(self, path: str, data: bytes) -> bool:
         """Create `path` only if it does not exist (atomically). Returns True
@@ -53,17 +96,17 @@ class FileWriter:
         if a different file holds the name."""
         try:
             if path.startswith("gs://"):
-                self._write_gcs(path, data, only_if_absent=True)
+                self._write_gcs(path, data)
             else:
-                self._write_local(path, data, only_if_absent=True)
+                self._write_local(path, data)
             return True
         except FileExistsError:
             return self.read(path) == data
 
     @staticmethod
-    def _write_local(path: str, data: bytes, only_if_absent: bool = False) -> None:
-        """Temp file in the same folder, then an atomic rename (replace), or a
-        hard link that raises FileExistsError if the name is taken."""
+    def _write_local(path: str, data: bytes, only_if_absent: bool = True) -> None:
+        """Temp file in the same folder, then a hard link that raises
+        FileExistsError if the name is taken (or an atomic rename over it)."""
         folder = os.path.dirname(path)
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
@@ -78,67 +121,18 @@ class FileWriter:
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
-    def _write_gcs(self, path: str, data: bytes, only_if_absent: bool = False) -> None:
+    def _write_gcs(self, path: str, data: bytes, only_if_absent: bool = True) -> None:
         from google.api_core import exceptions as gexc
 
         bucket, _, name = path[len("gs://"):].partition("/")
 
         def upload():
             try:
+                # retry=None: outages are waited out (and logged) by Outages.
                 self._gcs().bucket(bucket).blob(name).upload_from_string(
                     data, content_type="application/x-ndjson", retry=None, timeout=30,
                     if_generation_match=0 if only_if_absent else None)
             except gexc.PreconditionFailed:
                 raise FileExistsError(path) from None
 
-        _through_outages(f"Cloud Storage (writing {path})", upload)
-
-
-def _through_outages(what: str, call):
-    """call(), retried with logged backoff while the service is unreachable or
-    answers 5xx; any other error is raised. A storage outage delays, never
-    loses."""
-    from google.api_core import exceptions as gexc
-
-    from pipeline.clients import Backoff, is_connection_error
-
-    backoff = Backoff(what)
-    while True:
-        try:
-            result = call()
-            backoff.recovered()
-            return result
-        except (gexc.InternalServerError, gexc.BadGateway) as exc:
-            backoff.wait(exc)
-        except Exception as exc:  # noqa: BLE001 - only outages are retried here
-            if not is_connection_error(exc):
-                raise
-            backoff.wait(exc)
-
-
-def list_files(prefix: str, project: str | None = None, client=None) -> list[str]:
-    """Every .json file below prefix (local or gs://), manifests included,
-    temporary files not."""
-    if prefix.startswith("gs://"):
-        from pipeline.clients import storage_client
-
-        bucket, _, name = prefix[len("gs://"):].partition("/")
-        client = client or storage_client(project)
-        # retry=None: an outage is waited out by the caller's logged backoff (or
-        # reported at once by the reconciliation), not by minutes of silent retries.
-        blobs = client.list_blobs(bucket, prefix=name.rstrip("/") + "/", retry=None, timeout=30)
-        return sorted(f"gs://{bucket}/{b.name}" for b in blobs if b.name.endswith(".json"))
-    out = []
-    for root, _, names in os.walk(prefix):
-        out.extend(os.path.join(root, n) for n in names if n.endswith(".json") and not n.startswith(".tmp-"))
-    return sorted(out)
-
-
-def read_file(path: str, project: str | None = None, client=None) -> bytes:
-    if path.startswith("gs://"):
-        from pipeline.clients import storage_client
-
-        bucket, _, name = path[len("gs://"):].partition("/")
-        return (client or storage_client(project)).bucket(bucket).blob(name).download_as_bytes(retry=None, timeout=30)
-    with open(path, "rb") as fh:
-        return fh.read()
+        self._through_outages(f"writing {path}", upload)

@@ -46,6 +46,7 @@ from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.timestamp import Timestamp
 
 from pipeline.files import FileWriter
+from pipeline.policy import LatenessPolicy
 from pipeline.progress import HELD
 from schemas.contract import (MAX_FILE_SEQ, conflict_row, file_path, format_timestamp, from_micros,
                               identity_digest, line_bytes, manifest_path, minute_folder, parse_file_path,
@@ -90,13 +91,12 @@ class _MinuteFilesFn(beam.DoFn):
     LATE_FLUSH = userstate.TimerSpec("late_flush", userstate.TimeDomain.REAL_TIME)
     RELEASE = userstate.TimerSpec("release", userstate.TimeDomain.WATERMARK)
 
-    def __init__(self, prefix: str, num_shards: int, allowed_lateness_s: int, late_firing_delay_s: int,
-                 project: str | None, clock=time.time):
+    def __init__(self, prefix: str, num_shards: int, policy: LatenessPolicy, writer: FileWriter, clock=time.time):
         self.prefix = prefix.rstrip("/")
         self.num_shards = num_shards
-        self.allowed_lateness_s = allowed_lateness_s
-        self.late_firing_delay_s = late_firing_delay_s
-        self.project = project
+        self.allowed_lateness_s = policy.allowed_lateness_s
+        self.late_firing_delay_s = policy.late_firing_delay_s
+        self.writer = writer
         self.clock = clock
         self.files_written = Metrics.counter("files", "written")
         self.lines = {t: Metrics.counter("files", f"lines_{t}") for t in ("on_time", "late", "far_late")}
@@ -105,7 +105,7 @@ class _MinuteFilesFn(beam.DoFn):
         self.loads = Metrics.counter("files", "folder_reads")
 
     def setup(self):
-        self._writer = FileWriter(self.project)
+        self._writer = self.writer
 
     def start_bundle(self):
         self._ids_cache: dict = {}
@@ -284,7 +284,7 @@ class _MinuteFilesFn(beam.DoFn):
                          written_at=format_timestamp(datetime.now(timezone.utc)))
 
     def _write_manifest(self, event_type: str, minute: datetime, shard: int, meta: dict) -> None:
-        self._writer.write(manifest_path(self.prefix, event_type, minute, shard, self.num_shards),
+        self._writer.replace(manifest_path(self.prefix, event_type, minute, shard, self.num_shards),
                            manifest_document(event_type, minute, shard, self.num_shards, meta["files"]))
 
 
@@ -309,11 +309,14 @@ class MinuteFiles(beam.PTransform):
     the folder already holds with another content}. `clock` gives processing
     time for late batching (TestStream tests pass their own)."""
 
-    def __init__(self, prefix: str, allowed_lateness_s: int, late_firing_delay_s: int, num_shards: int = 1,
-                 project: str | None = None, clock=time.time):
+    def __init__(self, prefix: str, policy: LatenessPolicy, num_shards: int = 1, writer: FileWriter | None = None,
+                 clock=time.time):
         super().__init__()
-        self.prefix, self.allowed_lateness_s, self.late_firing_delay_s = prefix, allowed_lateness_s, late_firing_delay_s
-        self.num_shards, self.project, self.clock = num_shards, project, clock
+        if policy.window_s != 60:
+            raise ValueError("the brief's folders are per minute: the lateness policy's window must be 60 s")
+        self.prefix, self.policy, self.num_shards = prefix, policy, num_shards
+        self.writer = writer or FileWriter()
+        self.clock = clock
 
     def expand(self, accepted):
         num_shards = self.num_shards
@@ -331,5 +334,4 @@ class MinuteFiles(beam.PTransform):
                 | "KeyByMinuteFolder" >> beam.Map(keyed).with_output_types(
                     typing.Tuple[typing.Tuple[str, int, int], typing.Any])
                 | "WriteMinuteFiles" >> beam.ParDo(_MinuteFilesFn(
-                    self.prefix, self.num_shards, self.allowed_lateness_s, self.late_firing_delay_s, self.project,
-                    self.clock)).with_outputs(CONFLICTS, main="files"))
+                    self.prefix, self.num_shards, self.policy, self.writer, self.clock)).with_outputs(CONFLICTS, main="files"))

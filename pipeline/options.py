@@ -1,17 +1,25 @@
-"""One options class for every run: local (BundleBasedDirectRunner against the
-emulators), Dataflow, the flex template and the tests.
+"""The job's options, the same for every run: Dataflow (`python -m pipeline`,
+the flex template), a local run (`python -m localrun`, which adds its own few
+options in `localrun.options`) and the tests.
 
-`validate()` checks every value before the graph is built and raises
-`OptionsError` with a message that says what to fix.
+`validate_all()` checks every value before the graph is built and raises
+`OptionsError` with a message that says what to fix; `parse_options` refuses
+an option nobody defines (naming the closest one) instead of letting a typo
+run the job with a default.
 """
 
 from __future__ import annotations
 
+import argparse
+import difflib
 import re
 from datetime import timedelta
 
-from apache_beam.options.pipeline_options import (GoogleCloudOptions, PipelineOptions, StandardOptions)
+from apache_beam.options.pipeline_options import (GoogleCloudOptions, PipelineOptions, StandardOptions,
+                                                  _BeamArgumentParser)
 
+from pipeline.policy import LatenessPolicy
+from pipeline.retry import DATAFLOW_MAX_WAIT_S
 from pipeline.validation import Limits
 
 _SUBSCRIPTION_RE = re.compile(r"^projects/[a-z][-a-z0-9]{4,61}[a-z0-9]/subscriptions/[A-Za-z][-A-Za-z0-9._~%+]{2,254}$")
@@ -65,19 +73,6 @@ class EcommerceOptions(PipelineOptions):
                        help="on: Dataflow's watermark follows the event_time attribute (only for producers that "
                             "always set it: the connector fails every message without it). off (default): the "
                             "watermark follows publish time and each event is stamped with its body's event time.")
-        g.add_argument("--local_pull_max_messages", type=int, default=1000,
-                       help="DirectRunner only: messages per Pub/Sub pull (Beam's own reader takes 10). "
-                            "0 keeps Beam's behaviour. Ignored on Dataflow.")
-        g.add_argument("--checkpoint_file", default=None,
-                       help="Local runs: where the job records its safe replay point (see pipeline/recovery.py).")
-        g.add_argument("--replay_from", default="",
-                       help="Local runs: seek the subscription before starting: 'auto' (from --checkpoint_file) "
-                            "or an RFC 3339 time. Messages published since then are delivered again.")
-        g.add_argument("--replay_margin_s", type=int, default=120,
-                       help="How far behind now the recorded safe replay point stays (covers the job's lag).")
-        g.add_argument("--run_duration_s", type=int, default=0,
-                       help="Local runs: stop the job after this many seconds (0 = run until interrupted).")
-        g.add_argument("--metrics_out", default=None, help="Local runs: write the job's counters as JSON here at the end.")
         g.add_argument("--skip_preflight", action="store_true",
                        help="Do not check that the subscription, tables and bucket exist before starting.")
 
@@ -88,6 +83,15 @@ class EcommerceOptions(PipelineOptions):
             max_event_age=timedelta(days=self.max_event_age_days) if self.max_event_age_days else None,
             max_future_skew=timedelta(seconds=self.max_future_skew_s),
         )
+
+    def lateness(self) -> LatenessPolicy:
+        return LatenessPolicy(allowed_lateness_s=self.allowed_lateness_s, late_firing_delay_s=self.late_firing_delay_s)
+
+    def outage_wait_s(self) -> float | None:
+        """How long a sink waits out an outage inside a bundle: as long as it
+        lasts on a local run (one worker, nobody else retries), a bounded
+        time on Dataflow (then the runner retries the bundle)."""
+        return DATAFLOW_MAX_WAIT_S if self.is_dataflow() else None
 
     def table_project(self) -> str:
         return self.bq_project or self.view_as(GoogleCloudOptions).project
@@ -134,18 +138,56 @@ class EcommerceOptions(PipelineOptions):
             problems.append("--bq_batch_size must be between 1 and 10000 (insertAll limit)")
         if self.max_event_age_days < 0:
             problems.append("--max_event_age_days must be >= 0")
-        if not 0 <= self.local_pull_max_messages <= 1000:
-            problems.append("--local_pull_max_messages must be between 0 and 1000 (Pub/Sub's pull limit)")
-        if self.replay_from == "auto" and not self.checkpoint_file:
-            problems.append("--replay_from=auto needs --checkpoint_file")
-        if self.replay_from and self.is_dataflow():
-            problems.append("--replay_from is for local runs; on Dataflow seek the subscription to a snapshot "
-                            "(docs/operations.md)")
         if self.pubsub_id_label == "on" and not self.is_dataflow():
             problems.append("--pubsub_id_label=on works only on Dataflow (Beam's DirectRunner does not implement it)")
-        if self.run_duration_s < 0:
-            problems.append("--run_duration_s must be >= 0")
         if self.is_dataflow() and not self.view_as(StandardOptions).streaming:
             problems.append("--streaming is required on Dataflow (this is a streaming job)")
         if problems:
             raise OptionsError("invalid options:\n  - " + "\n  - ".join(problems))
+
+
+_OUR_PACKAGES = ("pipeline.", "localrun.")
+
+
+def _option_classes():
+    """Every PipelineOptions view Beam would parse (its direct subclasses),
+    the project's own first."""
+    classes = list({str(c): c for c in PipelineOptions.__subclasses__()}.values())
+    ours = [c for c in classes if c.__module__.startswith(_OUR_PACKAGES)]
+    return ours, [c for c in classes if c not in ours]
+
+
+def options_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The parser of every option a run accepts: the project's groups first,
+    then Beam's (runner, Dataflow, workers, ...), each with its help."""
+    parser = _BeamArgumentParser(prog=prog, description=description, allow_abbrev=False, usage="%(prog)s [--option=value ...]",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ours, beams = _option_classes()
+    for cls in ours:
+        cls._add_argparse_args(parser)
+    group = parser.add_argument_group("Apache Beam options (runner, Dataflow, workers; see Beam's documentation)")
+    for cls in beams:
+        cls._add_argparse_args(group)
+    return parser
+
+
+def parse_options(argv: list[str], prog: str, description: str, hint: dict | None = None) -> PipelineOptions:
+    """PipelineOptions from argv, refusing what no option class defines
+    (Beam itself only logs a warning and runs with the defaults). `--help`
+    prints every option and exits. `hint`: option -> why it is refused here
+    (an option of the other launcher)."""
+    parser = options_parser(prog, description)
+    _, unknown = parser.parse_known_args(argv)
+    if unknown:
+        known = [s for action in parser._actions for s in action.option_strings]
+        problems = []
+        for arg in unknown:
+            name = arg.split("=", 1)[0]
+            if hint and name in hint:
+                problems.append(f"{name}: {hint[name]}")
+                continue
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            problems.append(f"unknown option {name}" + (f": did you mean {close[0]}?" if close else "")
+                            if name.startswith("-") else f"unexpected argument {arg!r} (options look like --name=value)")
+        raise OptionsError("; ".join(problems) + f" (every option: {prog} --help)")
+    return PipelineOptions(argv)

@@ -1,20 +1,21 @@
 """What a local run's crash recovery must know about the job's progress.
 
 The DirectRunner acknowledges Pub/Sub messages as soon as it pulls them, and
-a local checkpoint (pipeline/recovery.py) must never put its safe replay
+a local checkpoint (localrun/recovery.py) must never put its safe replay
 point after a message that is not yet safely in both sinks: seeking the
 subscription to a time acknowledges everything published before it. Three
 facts, kept per process by the job's own steps:
 
 * `HELD`: events a minute folder holds in state until its next file (the
   oldest publish time of those), from pipeline/minute_files.py;
-* `STALLS.waiting`: a sink or Pub/Sub being waited out (pipeline/clients.py
-  `Backoff`): while anything is waited for, the point does not advance;
+* `STALLS.waiting`: a sink or Pub/Sub being waited out (pipeline/retry.py
+  `Outages`): while anything is waited for, the point does not advance;
 * `STALLS.lag`: how far behind publish time the parse step is (a starved or
   backlogged job): while it lags by more than half the margin, the point
   does not advance either.
 
-On Dataflow, state is durable and nobody reads these.
+The job's steps keep these facts wherever they run (a few dict updates);
+only a local run reads them. On Dataflow, state is durable and nobody does.
 """
 
 from __future__ import annotations

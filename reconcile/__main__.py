@@ -20,6 +20,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from common.cli import Parser, fail
+from common.clients import SetupError, check_services
 from reconcile.checks import FAR_FUTURE, FAR_PAST, Scope, run_all
 from reconcile.report import print_results, write_json, write_png
 
@@ -33,9 +35,8 @@ def _ts(text: str) -> datetime:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m reconcile", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+def build_parser() -> Parser:
+    parser = Parser("python -m reconcile", __doc__)
     parser.add_argument("--project", required=True, help="project of the BigQuery dataset")
     parser.add_argument("--dataset", default="ecommerce", help="dataset holding the tables (default ecommerce)")
     parser.add_argument("--run-id", default="", help="one simulator run (default: every run in the range)")
@@ -58,7 +59,7 @@ def reachable(client, project: str, dataset: str, output_prefix: str | None = No
     from google.api_core import exceptions as gexc
 
     if output_prefix and output_prefix.startswith("gs://"):
-        from pipeline.clients import storage_client
+        from common.clients import storage_client
 
         bucket = output_prefix[5:].split("/", 1)[0]
         try:
@@ -95,13 +96,16 @@ def main(argv=None) -> int:
     if start >= end:
         parser.error("--start must be before --end")
 
-    from pipeline.clients import bigquery_client
+    from common.clients import bigquery_client
 
+    try:
+        check_services(("bigquery", "storage") if (args.output_prefix or "").startswith("gs://") else ("bigquery",))
+    except SetupError as err:
+        return fail(str(err))
     client = bigquery_client(args.project)
     problem = reachable(client, args.project, args.dataset, args.output_prefix)
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+        return fail(problem)
     if args.no_ledger:
         from reconcile.no_ledger import run_no_ledger
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pipeline.provision import substitute
+from provision import substitute
 from reconcile.files import FileInventory, scan
 from schemas import event_specs
 from schemas.contract import minute_of, parse_timestamp, stored_content_hash

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 import orjson
 
+from common.clients import use_anonymous_beam_credentials
 from pipeline.files import list_files, read_file
 from schemas import event_specs
 from schemas.contract import MANIFEST_PREFIX, parse_file_path, read_line, stored_content_hash
@@ -58,10 +59,11 @@ def scan(prefix: str, project: str | None = None, start: datetime | None = None,
          end: datetime | None = None, read_data: bool = True) -> FileInventory:
     """`read_data=False` lists the data files and reads only the manifests
     (per-minute counts at the cost of one small read per folder)."""
+    use_anonymous_beam_credentials()  # gs:// on the local stack: no 30 s search for credentials
     inv = FileInventory()
     folders: dict = defaultdict(lambda: {"data": {}, "manifests": []})
     for listing in _prefixes(prefix, start, end):
-        for path in list_files(listing, project):
+        for path in list_files(listing):
             name = path.rsplit("/", 1)[1]
             folder = path.rsplit("/", 1)[0]
             if name.startswith(MANIFEST_PREFIX):
@@ -78,7 +80,7 @@ def scan(prefix: str, project: str | None = None, start: datetime | None = None,
                 folders[folder]["data"][name] = None  # known from the manifest
                 continue
             count = 0
-            for raw in read_file(path, project).splitlines():
+            for raw in read_file(path).splitlines():
                 if not raw.strip():
                     continue
                 count += 1
@@ -109,7 +111,7 @@ def _check_manifests(folder: str, content: dict, inv: FileInventory, project: st
     listed = {}
     for path in content["manifests"]:
         try:
-            doc = orjson.loads(read_file(path, project))
+            doc = orjson.loads(read_file(path))
             listed.update({f["name"]: f["lines"] for f in doc["files"]})
             minute = datetime.fromisoformat(doc["minute"].replace("Z", "+00:00"))
             inv.manifest_lines[(minute, doc["event_type"])] += doc["lines"]

@@ -15,14 +15,13 @@ released schema valid, and every stored row readable:
 
 For every allowed change the gate prints what real BigQuery needs
 (`ALTER TABLE ... ADD COLUMN` for a top-level field; nested fields and
-relaxed modes go through `python -m pipeline.provision --update-schemas`,
+relaxed modes go through `python -m provision --update-schemas`,
 which patches the table schema through the API). Unknown fields never wait for
 this: until the column exists, they are kept in the `extra` JSON column.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -73,7 +72,7 @@ def _compare_fields(old_fields, new_fields, path: str, report: Report, table: st
             report.problems.append(f"{where}: became required (old producers may omit it)")
         elif not old_nullable and new_nullable:
             report.changes.append(f"{where}: now optional")
-            report.statements.append(f"-- {where}: relax to NULLABLE: python -m pipeline.provision --update-schemas")
+            report.statements.append(f"-- {where}: relax to NULLABLE: python -m provision --update-schemas")
         kind = _kind(old_type)
         if kind == "enum":
             removed = set(old_type["symbols"]) - set(new_type["symbols"])
@@ -101,7 +100,7 @@ def _compare_fields(old_fields, new_fields, path: str, report: Report, table: st
             continue
         report.changes.append(f"{where}: new optional field")
         if path:
-            report.statements.append(f"-- {where}: a nested field: python -m pipeline.provision --update-schemas")
+            report.statements.append(f"-- {where}: a nested field: python -m provision --update-schemas")
         else:
             column = _column(g)
             report.statements.append(f"ALTER TABLE `${{PROJECT}}.${{DATASET}}.{table}` "
@@ -154,8 +153,9 @@ def check(current: dict[str, TableSpec] | None = None, released: dict[str, Table
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m schemas.compat", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    from common.cli import Parser  # the command only; workers never import it
+
+    parser = Parser("python -m schemas.compat", __doc__)
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--check", action="store_true", help="compare schemas/events with schemas/released")
     group.add_argument("--release", action="store_true", help="copy schemas/events to schemas/released")

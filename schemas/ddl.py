@@ -8,7 +8,6 @@ ddl/views/ is written by hand).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -31,10 +30,12 @@ def stale_files() -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from common.cli import Parser  # the command only; workers never import it
+
+    parser = Parser("python -m schemas.ddl", __doc__)
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--write", action="store_true")
-    group.add_argument("--check", action="store_true")
+    group.add_argument("--write", action="store_true", help="write ddl/ from schemas/ (after changing a schema)")
+    group.add_argument("--check", action="store_true", help="fail if ddl/ differs from what schemas/ generates")
     args = parser.parse_args(argv)
     if args.write:
         wanted = _wanted()

@@ -47,6 +47,6 @@ ensure_venv() {  # ensure_venv DIR STAMP PIP-ARGS...
   echo "$stamp" > "$dir/.bootstrap-stamp"
 }
 
-ensure_venv .venv "$(stamp_of requirements.txt requirements-dev.txt setup.py)" -r requirements-dev.txt -e .
+ensure_venv .venv "$(stamp_of requirements.txt requirements-tools.txt requirements-dev.txt setup.py)" -r requirements-dev.txt -e .
 ensure_venv .venv-bq "$(stamp_of localstack/requirements-bq.txt)" -r localstack/requirements-bq.txt
 say "ready: .venv (project), .venv-bq (BigQuery emulator)"

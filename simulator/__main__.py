@@ -24,9 +24,10 @@ import time
 import uuid
 from pathlib import Path
 
+from common.cli import Parser, fail
+from schemas.contract import TOPIC
 from simulator.faults import FaultConfig
 from simulator.ledger import LedgerWriter, load_to_bigquery
-from schemas.contract import TOPIC
 from simulator.runner import DEFAULT_MIX, Simulator
 
 
@@ -45,9 +46,8 @@ def parse_mix(text: str) -> dict:
     return mix
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m simulator", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> Parser:
+    p = Parser("python -m simulator", __doc__)
     p.add_argument("--project", required=True, help="GCP project of the topic (local-project on the emulator)")
     p.add_argument("--topic", default=TOPIC, help=f"Pub/Sub topic (default: the brief's {TOPIC})")
     p.add_argument("--rate", type=float, default=1.0, help="events per second (default 1)")
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--far-late-delay", type=float, default=330.0, help="how far back, seconds (plus up to 30)")
     p.add_argument("--time-scale", type=float, default=1.0, help="<1 speeds up order lifecycles")
     p.add_argument("--load-ledger-dataset", default=None, help="load the ledger into <dataset>.producer_ledger at the end")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
     return p
 
 
@@ -103,6 +103,9 @@ def main(argv=None) -> int:
 
     from simulator.runner import make_publisher
 
+    problem = _check_setup(args)
+    if problem:
+        return fail(problem)
     publisher = make_publisher()
     topic_path = publisher.topic_path(args.project, args.topic)
     ledger = LedgerWriter(ledger_path)
@@ -130,6 +133,28 @@ def main(argv=None) -> int:
         print(f"loaded {rows} ledger rows into {args.load_ledger_dataset}.producer_ledger", file=sys.stderr)
     print(run_id)
     return 1 if stats.failed else 0
+
+
+def _check_setup(args) -> str | None:
+    """In seconds: the services answer and the topic exists (otherwise the
+    publisher's own retries would take minutes to say so)."""
+    from google.api_core import exceptions as gexc
+
+    from common.clients import SetupError, check_services, publisher_client
+
+    try:
+        check_services(("pubsub", "bigquery") if args.load_ledger_dataset else ("pubsub",))
+    except SetupError as err:
+        return str(err)
+    client = publisher_client()
+    topic = client.topic_path(args.project, args.topic)
+    try:
+        client.get_topic(request={"topic": topic}, timeout=5, retry=None)
+    except gexc.NotFound:
+        return f"topic {topic} does not exist: python -m provision --project {args.project} (or check --topic)"
+    except Exception as exc:  # noqa: BLE001 - any failure to reach it is said the same way
+        return f"cannot reach Pub/Sub to check {topic} ({type(exc).__name__}: {str(exc)[:200]})"
+    return None
 
 
 def _progress_printer():

@@ -96,7 +96,7 @@ def load_to_bigquery(path: Path, project: str, dataset: str) -> int:
     rows: the load is idempotent per run). Returns the number of rows."""
     from google.cloud import bigquery
 
-    from pipeline.clients import bigquery_client
+    from common.clients import bigquery_client
 
     rows = aggregate(read_lines(path))
     client = bigquery_client(project)

@@ -27,7 +27,7 @@ def make_publisher(client_retry_s: float = 10.0):
     from google.api_core.retry import Retry
     from google.cloud.pubsub_v1.types import BatchSettings, PublisherOptions
 
-    from pipeline.clients import publisher_client
+    from common.clients import publisher_client
 
     return publisher_client(
         batch_settings=BatchSettings(max_messages=500, max_latency=0.01),

@@ -10,8 +10,9 @@ import os
 
 import pytest
 
+import localrun.process
 from localstack import LocalStack
-from pipeline.provision import provision
+from provision import provision
 from schemas.contract import SUBSCRIPTION, TOPIC
 
 DATASET, BUCKET = "ecommerce", "test-bucket"
@@ -38,23 +39,12 @@ def stack(tmp_path_factory):
 
 def start_job(stack, tmp, *extra: str, env=None):
     """The streaming job against the test stack (logs appended to tmp/job.log)."""
-    return stack.start_job(tmp / "job.log", subscription=SUBSCRIPTION, dataset=DATASET, bucket=BUCKET,
-                           extra=["--late_firing_delay_s=1", f"--metrics_out={tmp / 'metrics.json'}", *extra],
-                           env=env)
+    return localrun.process.start_job(
+        stack, tmp / "job.log", subscription=SUBSCRIPTION, dataset=DATASET, bucket=BUCKET,
+        extra=["--late_firing_delay_s=1", f"--metrics_out={tmp / 'metrics.json'}", *extra], env=env)
 
 
 def wait_until_running(job, log_path, timeout_s: float = 120) -> None:
     """Block until the job says it is running (its log line), never on a fixed
     sleep; fail at once with the log if it died."""
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    marker = f"job running (pid {job.pid})"
-    while time.monotonic() < deadline:
-        text = log_path.read_text(errors="replace") if log_path.exists() else ""
-        if marker in text:
-            return
-        if job.poll() is not None:
-            raise AssertionError(f"the job exited with {job.returncode}:\n{text[-3000:]}")
-        time.sleep(0.2)
-    raise AssertionError(f"the job did not start within {timeout_s}s")
+    localrun.process.wait_until_running(job, log_path, timeout_s)

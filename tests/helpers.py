@@ -53,3 +53,24 @@ def message(body, attributes: dict | None = None, publish_time: datetime | None 
     """(data, attributes, publish_time) as the parse step accepts them."""
     data = body if isinstance(body, bytes) else orjson.dumps(body)
     return data, dict(attributes or {}), publish_time or BASE + timedelta(seconds=1)
+
+
+class TableRows:
+    """The job's table sink for graph tests: keeps each write's rows (for
+    assert_that) and refuses none. BigQuery's own behaviour is tested in
+    tests/test_bigquery_sink.py and against the emulator."""
+
+    def __init__(self):
+        self.written = {}
+
+    def write(self, label, rows, dead_letter_table=False):
+        import apache_beam as beam
+
+        self.written[label] = rows
+        return rows | f"{label}RefusesNothing" >> beam.Filter(lambda _: False)
+
+
+def graph_sinks(tables: "TableRows | None" = None):
+    from pipeline.graph import Sinks
+
+    return Sinks(tables=tables or TableRows())

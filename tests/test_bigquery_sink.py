@@ -11,7 +11,7 @@ import requests
 from google.api_core import exceptions as gexc
 
 from apache_beam.pvalue import TaggedOutput
-from pipeline import bigquery_sink
+from pipeline.retry import Outages
 from pipeline.bigquery_sink import InsertRows
 
 
@@ -43,7 +43,14 @@ class FakeClient:
 @pytest.fixture(autouse=True)
 def no_sleep(monkeypatch):
     waits = []
-    monkeypatch.setattr(bigquery_sink.Backoff, "wait", lambda self, exc: waits.append(str(exc)))
+    real_note = Outages.note
+
+    def note(self, exc):
+        waits.append(str(exc))
+        real_note(self, exc)
+
+    monkeypatch.setattr(Outages, "note", note)
+    monkeypatch.setattr(Outages, "sleep", staticmethod(lambda s: None))
     return waits
 
 
@@ -142,3 +149,19 @@ def test_refusals_of_the_dead_letter_table_are_logged_not_emitted(caplog):
     assert drain(sink(client, dead_letter_table=True), ["x", "y"]) == []
     assert "dead-letter row refused by BigQuery" in caplog.text
     assert [v["v"] for _, v in client.stored] == ["y"]
+
+
+def test_on_dataflow_an_outage_is_raised_after_the_bound_for_the_runner_to_retry(no_sleep, monkeypatch):
+    """A bounded wait (Dataflow's) gives the error back to the runner instead
+    of pinning the work item; nothing was stored, so the retried bundle
+    sends every row again and nothing is lost."""
+    clock = iter(range(0, 10_000, 50))  # each look at the clock: 50 s later
+    monkeypatch.setattr("pipeline.retry.time.monotonic", lambda: next(clock))
+    client = FakeClient(outage=1000)
+    fn = InsertRows("p", "d", max_wait_s=120, client_factory=lambda project: client)
+    fn.setup()
+    fn.start_bundle()
+    list(fn.process(("t", {"v": "a"}, "id-0")))
+    with pytest.raises(requests.ConnectionError):
+        list(fn.finish_bundle())
+    assert 2 <= len(no_sleep) <= 4 and client.stored == []

@@ -14,7 +14,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.job import build_pipeline
+from pipeline.graph import Sinks, build_pipeline
 from pipeline.options import EcommerceOptions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +65,7 @@ def test_dataflow_read_asks_for_attributes_only_when_told(flags, id_label, times
     # Build the graph with a local runner object: constructing DataflowRunner
     # looks for credentials. The options still say Dataflow, which drives the read.
     pipeline = beam.Pipeline(runner="BundleBasedDirectRunner", options=options)
-    build_pipeline(pipeline, opts)
+    build_pipeline(pipeline, opts, Sinks.production(opts))
     reads = [t.transform for t in pipeline.transforms_stack[0].parts if t.full_label == "ReadPubSub"]
     read = reads[0]._source if hasattr(reads[0], "_source") else reads[0]
     assert read.id_label == id_label

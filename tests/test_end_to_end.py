@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from localstack.services import stop_pid
-from pipeline.clients import bigquery_client, publisher_client
+from common.clients import bigquery_client, publisher_client
 from reconcile.checks import Scope, query, run_all, wait_until_passed
 from reconcile.files import scan
 from reconcile.no_ledger import run_no_ledger

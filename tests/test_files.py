@@ -9,8 +9,8 @@ from pipeline import files
 def test_write_creates_folders_and_replaces_atomically(tmp_path):
     path = str(tmp_path / "a" / "b" / "c.json")
     writer = files.FileWriter()
-    writer.write(path, b"one\n")
-    writer.write(path, b"two\n")
+    writer.replace(path, b"one\n")
+    writer.replace(path, b"two\n")
     assert open(path, "rb").read() == b"two\n"
     assert files.list_files(str(tmp_path)) == [path]
     assert [n for n in os.listdir(os.path.dirname(path)) if n.startswith(".tmp-")] == []

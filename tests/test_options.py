@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.job import run
+from pipeline.launch import run
 from pipeline.options import EcommerceOptions, OptionsError
 
 GOOD = ["--project=local-project", "--subscription=projects/local-project/subscriptions/backend-events-topic-sub",
@@ -43,5 +43,6 @@ def test_bad_options_are_named(extra, needle):
 
 
 def test_cli_exits_2_with_a_message(capsys):
-    assert run([*GOOD, "--num_file_shards=700", "--skip_preflight"]) == 2
+    assert run([*GOOD, "--runner=DataflowRunner", "--streaming", "--output_prefix=gs://b/o", "--num_file_shards=700",
+                "--dry_run=True"]) == 2
     assert "--num_file_shards" in capsys.readouterr().err

@@ -17,10 +17,10 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 
-from pipeline.job import build_pipeline
+from pipeline.graph import build_pipeline
 from pipeline.options import EcommerceOptions
 from schemas.contract import read_line
-from tests.helpers import BASE, activity, inventory, order
+from tests.helpers import BASE, activity, graph_sinks, inventory, order
 
 W_END = BASE + timedelta(minutes=1)  # minute [13:09, 13:10)
 LATE_DELAY = 5
@@ -49,8 +49,8 @@ def run_stream(stream, outdir, extra=(), checks=None):
                                "--max_event_age_days=0", f"--late_firing_delay_s={LATE_DELAY}",
                                "--allowed_lateness_s=180", *extra])
     with TestPipeline(runner="BundleBasedDirectRunner", options=options) as p:
-        out = build_pipeline(p, options.view_as(EcommerceOptions), messages=p | stream, clock=lambda: 0.0,
-                             write_bigquery=False)
+        out = build_pipeline(p, options.view_as(EcommerceOptions), graph_sinks(), messages=p | stream,
+                             clock=lambda: 0.0)
         if checks:
             checks(out)
 
@@ -253,8 +253,8 @@ def test_a_replay_after_a_crash_keeps_files_and_bigquery_on_the_same_copy(outdir
     options = PipelineOptions(["--streaming", "--project=local-project", f"--output_prefix={outdir}",
                                "--max_event_age_days=0"])
     with TestPipeline(runner="BundleBasedDirectRunner", options=options) as p:
-        out = build_pipeline(p, options.view_as(EcommerceOptions), messages=p | stream, clock=lambda: 0.0,
-                             write_bigquery=False, seen=seen)
+        out = build_pipeline(p, options.view_as(EcommerceOptions), graph_sinks(), messages=p | stream,
+                             clock=lambda: 0.0, seen=seen)
         assert_that(out.events, equal_to([]), label="NothingNewForBigQuery")
         assert_that(out.conflicts | beam.Map(lambda r: (r["stage"], r["conflicting_content_hash"] != stored.content_hash)),
                     equal_to([("replay", True)]), label="TheConflictingCopy")

@@ -1,4 +1,4 @@
-"""The local crash-recovery arithmetic (pipeline/recovery.py): where a
+"""The local crash-recovery arithmetic (localrun/recovery.py): where a
 restarted job replays from."""
 
 from datetime import datetime, timedelta, timezone
@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pipeline import progress
-from pipeline.recovery import Checkpointer, read_checkpoint, resolve_replay_from
+from localrun.recovery import Checkpointer, read_checkpoint, resolve_replay_from
 
 
 @pytest.fixture(autouse=True)

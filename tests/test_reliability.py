@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 import pytest
 
 from localstack.services import stop_pid
-from pipeline.clients import bigquery_client
+from common.clients import bigquery_client
 from reconcile.checks import Scope, query, wait_until_passed
 from schemas.contract import TOPIC
 from simulator.faults import FaultConfig

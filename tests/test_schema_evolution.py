@@ -9,8 +9,8 @@ from datetime import timedelta
 import orjson
 import pytest
 
-from pipeline.clients import bigquery_client
-from pipeline.provision import ensure_dataset, ensure_tables_api, update_table_schemas
+from common.clients import bigquery_client
+from provision import ensure_dataset, ensure_tables_api, update_table_schemas
 from pipeline.validation import Limits, parse_message
 from reconcile.checks import query
 from schemas import event_spec_from, event_specs

@@ -12,7 +12,7 @@ import pytest
 from localstack import LocalStack, StackError
 from localstack.netcut import CuttableLink
 from localstack.services import pid_alive
-from pipeline.clients import bigquery_client
+from common.clients import bigquery_client
 from schemas import table_specs
 from tests.conftest import DATASET
 

@@ -10,7 +10,6 @@ end, on Ctrl-C and on any error.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -18,9 +17,11 @@ import sys
 import time
 from pathlib import Path
 
+from common.cli import Parser
+from localrun.process import start_job, wait_until_running
 from localstack.services import PROJECT_ROOT, StackError, stop_pid
-from schemas.contract import SUBSCRIPTION, TOPIC
 from localstack.stack import LocalStack, interrupts_raise
+from schemas.contract import SUBSCRIPTION, TOPIC
 
 DATASET, BUCKET = "ecommerce", "local-bucket"
 
@@ -41,7 +42,7 @@ def run_simulator(stack: LocalStack, run_id: str, args, ledger: Path) -> int:
 def wait_for_reconciliation(stack: LocalStack, run_id: str, timeout_s: float, job: subprocess.Popen):
     """Until every event is in BigQuery and in its minute folder (or the
     timeout, or the job died); the last outcome is returned."""
-    from pipeline.clients import bigquery_client
+    from common.clients import bigquery_client
     from reconcile.checks import Scope, wait_until_passed
 
     def say(failing):
@@ -53,10 +54,10 @@ def wait_for_reconciliation(stack: LocalStack, run_id: str, timeout_s: float, jo
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser("python -m demo", __doc__)
     parser.add_argument("--duration", type=float, default=60, help="seconds of event generation (default 60)")
     parser.add_argument("--rate", type=float, default=5, help="events per second (default 5)")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=42, help="seeds the simulator's catalogue and faults")
     parser.add_argument("--far-late-fraction", type=float, default=0.02,
                         help="events back-dated beyond the job's allowed lateness (they must still land)")
     parser.add_argument("--settle-timeout", type=float, default=300,
@@ -78,12 +79,13 @@ def main(argv=None) -> int:
             for service in stack.services:
                 print(f"  {service.name:9s} pid {service.pid:<7d} port {service.port}")
             _say("provisioning topic, subscription, dataset, tables (partitioned + clustered), views, bucket")
-            from pipeline.provision import provision
+            from provision import provision
 
             print("  ", provision(stack.project, DATASET, TOPIC, SUBSCRIPTION, BUCKET))
             _say("starting the streaming job (BundleBasedDirectRunner); log: " + str(workdir / "job.log"))
-            job = stack.start_job(workdir / "job.log", subscription=SUBSCRIPTION, dataset=DATASET, bucket=BUCKET,
-                                  extra=[f"--metrics_out={workdir / 'job-metrics.json'}"])
+            job = start_job(stack, workdir / "job.log", subscription=SUBSCRIPTION, dataset=DATASET, bucket=BUCKET,
+                            extra=[f"--metrics_out={workdir / 'job-metrics.json'}"])
+            wait_until_running(job, workdir / "job.log")
             _say(f"simulating {args.duration:.0f}s at {args.rate}/s (run {run_id}) in the brief's format: ~10% 30-60s "
                  "late, duplicates, conflicting copies, malformed, unknown fields, some beyond the allowed lateness")
             ledger = workdir / "ledger.jsonl"

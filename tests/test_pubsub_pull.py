@@ -1,4 +1,4 @@
-"""The DirectRunner's local Pub/Sub read path (pipeline/local_read.py): bigger
+"""The DirectRunner's local Pub/Sub read path (localrun/pubsub_pull.py): bigger
 pulls, and an outage waited out with a log line instead of failing the job."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import logging
 import pytest
 from google.api_core import exceptions as gexc
 
-from pipeline import local_read
+from localrun import pubsub_pull as local_read
+from pipeline.retry import Outages
 
 
 class _FlakyClient:
@@ -34,7 +35,7 @@ class _FlakyClient:
 
 @pytest.fixture(autouse=True)
 def _no_sleep(monkeypatch):
-    monkeypatch.setattr("pipeline.clients.time.sleep", lambda s: None)
+    monkeypatch.setattr(Outages, "sleep", staticmethod(lambda s: None))
     monkeypatch.setitem(local_read._state, "backoff", None)
 
 
@@ -49,8 +50,8 @@ def test_pulls_are_enlarged_and_fail_fast_into_the_logged_backoff(caplog):
     for _, kwargs in client.calls:
         assert kwargs["max_messages"] == 1000 and kwargs["timeout"] == 10 and kwargs["retry"] is None
     waits = [r.message for r in caplog.records if "waiting for Pub/Sub (pulling)" in r.message]
-    assert [w.split("(attempt ")[1].split(",")[0] for w in waits] == ["1", "2", "3"]
-    assert "Pub/Sub reachable again after 3 attempts" in caplog.text
+    assert [w.split("(attempt ")[1].split(")")[0] for w in waits] == ["1", "2", "3"]
+    assert "Pub/Sub (pulling) reachable again after 3 attempts" in caplog.text
 
 
 def test_a_failed_acknowledge_is_logged_not_raised(caplog):

@@ -38,7 +38,7 @@ class _BigPullClient:
     def pull(self, *args, **kwargs):
         from google.pubsub_v1.types import PullResponse
 
-        from pipeline.clients import Backoff
+        from pipeline.retry import Outages
 
         kwargs["max_messages"] = max(kwargs.get("max_messages") or 0, self._max_messages)
         kwargs["timeout"] = min(kwargs.get("timeout") or 30, 10)
@@ -48,11 +48,11 @@ class _BigPullClient:
         try:
             response = self._client.pull(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - an outage, a missing subscription while it is recreated
-            backoff = _state["backoff"] = _state["backoff"] or Backoff("Pub/Sub (pulling)", cap=5.0)
-            backoff.wait(exc)
+            outages = _state["backoff"] = _state["backoff"] or Outages("Pub/Sub (pulling)", maximum=5.0)
+            outages.wait(exc)
             return PullResponse()
         if _state["backoff"] is not None:
-            _log.warning("Pub/Sub reachable again after %d attempts", _state["backoff"].attempt)
+            _state["backoff"].recovered()
             _state["backoff"] = None
         return response
 

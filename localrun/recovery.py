@@ -9,7 +9,7 @@ loses whatever was in flight. The subscription is provisioned with
   seconds: `safe_replay_from` = now - `--replay_margin_s`, never later than
   the oldest event still waiting in a minute folder's state for its file,
   and frozen while a sink or Pub/Sub is waited out or the job lags by more
-  than half the margin (`pipeline.progress`). Everything published before
+  than half the margin (`pipeline.progress`, which the job's steps keep). Everything published before
   that point was pulled long enough ago to be in BigQuery and in its file.
 * On restart with `--replay_from=auto`, the job seeks the subscription to the
   checkpoint's `safe_replay_from` (or `--replay_from=<RFC 3339 time>`) before
@@ -124,17 +124,15 @@ def resolve_replay_from(replay_from: str, checkpoint_file: str | None) -> dateti
     return parse_timestamp(replay_from)
 
 
-def stored_since(project: str, dataset: str, since: datetime) -> dict:
+def stored_since(client, project: str, dataset: str, since: datetime) -> dict:
     """digest -> content hash of every event BigQuery holds that the job
     ingested since `since` (a minute of margin for clocks): what a replay from
     `since` brings again. The accepted copy of each is the first ingested."""
     from google.cloud import bigquery
 
-    from pipeline.clients import bigquery_client
     from schemas import event_specs
     from schemas.contract import identity_digest
 
-    client = bigquery_client(project)
     seen = {}
     config = bigquery.QueryJobConfig(query_parameters=[
         bigquery.ScalarQueryParameter("since", "TIMESTAMP", since - timedelta(minutes=1))])
@@ -150,7 +148,7 @@ def stored_since(project: str, dataset: str, since: datetime) -> dict:
 def seek_subscription(subscription: str, when: datetime) -> None:
     from google.protobuf import timestamp_pb2
 
-    from pipeline.clients import subscriber_client
+    from common.clients import subscriber_client
 
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(when.astimezone(timezone.utc).replace(tzinfo=None))

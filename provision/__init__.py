@@ -3,8 +3,8 @@ definitions: the Pub/Sub topic and subscription, the dataset, every table
 (schemas/ -> partitioning and clustering), the views (ddl/views/) and the
 bucket.
 
-    python -m pipeline.provision --project local-project --dataset ecommerce --bucket local-bucket
-    python -m pipeline.provision --project local-project --update-schemas   # after a compatible schema change
+    python -m provision --project local-project --dataset ecommerce --bucket local-bucket
+    python -m provision --project local-project --update-schemas   # after a compatible schema change
 
 Tables are created through the API by default: the BigQuery emulator accepts
 `PARTITION BY` in DDL but does not keep it. `--tables-via ddl` applies the
@@ -14,15 +14,13 @@ run_dataflow.sh). Both come from the same schemas.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from pathlib import Path
 
-from pipeline.clients import bigquery_client, publisher_client, storage_client, subscriber_client
+from common.clients import bigquery_client, publisher_client, storage_client, subscriber_client
 from schemas import table_specs
 from schemas.bigquery import api_schema, generated_views
-from schemas.contract import SUBSCRIPTION, TOPIC
+
 
 _log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,29 +187,3 @@ def provision(project: str, dataset: str, topic: str, subscription: str, bucket:
         ensure_bucket(project, bucket, location)
     return {"topic": topic, "subscription": subscription, "dataset": dataset, "tables": tables, "views": views,
             "bucket": bucket}
-
-
-def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--project", required=True)
-    parser.add_argument("--dataset", default="ecommerce")
-    parser.add_argument("--topic", default=TOPIC)
-    parser.add_argument("--subscription", default=SUBSCRIPTION)
-    parser.add_argument("--bucket")
-    parser.add_argument("--location", default="US")
-    parser.add_argument("--tables-via", choices=["api", "ddl"], default="api")
-    parser.add_argument("--update-schemas", action="store_true",
-                        help="only bring existing tables up to schemas/ (new optional fields, relaxed modes)")
-    args = parser.parse_args(argv)
-    if args.update_schemas:
-        print(update_table_schemas(bigquery_client(args.project), args.project, args.dataset) or "nothing to change")
-        return 0
-    result = provision(args.project, args.dataset, args.topic, args.subscription, args.bucket, args.tables_via,
-                       args.location)
-    print(result)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,1 @@
+"""python -m demo: README command 1 (see demo/__main__.py)."""

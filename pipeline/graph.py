@@ -1,0 +1,109 @@
+"""The job's graph: Pub/Sub -> parse -> dedup -> BigQuery tables and minute
+files, with dead letters and conflicts.
+
+`build_pipeline` takes its sources and sinks as arguments: the launchers
+(`pipeline.launch` for Dataflow, `localrun` for the local stack) give it the
+Pub/Sub read and the production sinks; tests give it a TestStream and sinks
+that collect rows. Later features (per-minute metrics, sessions, backfill)
+hang off the same `JobOutputs.events` trunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import apache_beam as beam
+
+from pipeline.bigquery_sink import BigQueryTables
+from pipeline.clients import bigquery_client, storage_client
+from pipeline.files import FileWriter
+from pipeline.minute_files import FileRecord, MinuteFiles
+from pipeline.options import EcommerceOptions
+from pipeline.transforms import (DeduplicateEvents, ParseEvents, SkipStoredEvents, table_row_maker,
+                                 to_conflict_rows, to_dead_letter_rows)
+from schemas import FILES_WRITTEN_TABLE
+from schemas.contract import ATTR_EVENT_ID, ATTR_EVENT_TIME
+
+
+@dataclass
+class JobOutputs:
+    """What build_pipeline returns, for tests and for later features."""
+
+    events: beam.PCollection        # Accepted, deduplicated, event-time stamped
+    dead_letters: beam.PCollection  # dead-letter rows (parse/validate + refused inserts)
+    conflicts: beam.PCollection     # conflicts-table rows (dedup memory and minute folders)
+    files: beam.PCollection         # FileRecord per file written
+
+
+@dataclass
+class Sinks:
+    """Where the job writes. `tables.write(label, rows, dead_letter_table)`
+    returns the dead letters of refused rows (`BigQueryTables` in
+    production); `files` writes the minute folders."""
+
+    tables: object
+    files: FileWriter = field(default_factory=FileWriter)
+
+    @classmethod
+    def production(cls, opts: EcommerceOptions, bigquery_client_factory=bigquery_client,
+                   storage_client_factory=storage_client) -> "Sinks":
+        """BigQuery through insertAll and files through the official storage
+        client; a local run passes the local stack's client factories."""
+        project, wait = opts.table_project(), opts.outage_wait_s()
+        return cls(tables=BigQueryTables(project, opts.dataset, opts.bq_batch_size, bigquery_client_factory, wait),
+                   files=FileWriter(project, storage_client_factory, wait))
+
+
+def read_messages(pipeline: beam.Pipeline, opts: EcommerceOptions) -> beam.PCollection:
+    """The Pub/Sub edge. By default nothing is asked of the producer's
+    attributes (the brief's producer sets none): the watermark follows publish
+    time and the job stamps each event with the event time of its body. Only
+    for producers that guarantee them: --pubsub_timestamp_attribute=on makes
+    Dataflow's watermark follow the event_time attribute, --pubsub_id_label=on
+    makes Dataflow dedup by the event_id attribute (see README)."""
+    return pipeline | "ReadPubSub" >> beam.io.ReadFromPubSub(
+        subscription=opts.subscription,
+        with_attributes=True,
+        id_label=ATTR_EVENT_ID if opts.pubsub_id_label == "on" else None,
+        timestamp_attribute=ATTR_EVENT_TIME if opts.pubsub_timestamp_attribute == "on" else None,
+    )
+
+
+def _file_row(record: FileRecord):
+    row = record._asdict()
+    row["file_id"] = hashlib.sha256(f"{record.path}\x00{record.sha256}".encode()).hexdigest()[:40]
+    return FILES_WRITTEN_TABLE, row, row["file_id"]
+
+
+def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, sinks: Sinks,
+                   messages: beam.PCollection | None = None, clock=time.time, seen: dict | None = None) -> JobOutputs:
+    """Add the job's steps to `pipeline`. `messages`: PubsubMessages (the
+    Pub/Sub read when None). `clock`: processing time (dedup memory,
+    late-file batching). `seen` (digest -> content hash): events BigQuery
+    already holds, not inserted again, when a local run replays."""
+    if messages is None:
+        messages = read_messages(pipeline, opts)
+
+    parsed = messages | "ParseEvents" >> ParseEvents(opts.limits())
+    fresh = parsed.events | "SkipStoredEvents" >> SkipStoredEvents(seen)
+    deduped = fresh.events | "DeduplicateEvents" >> DeduplicateEvents(
+        opts.dedup_memory_s, opts.dedup_buckets, clock=clock)
+    events = deduped.events
+    # Replayed events BigQuery already holds still go to their folders, which
+    # keep each event once by themselves.
+    for_files = (events, fresh.stored) | "EventsForFiles" >> beam.Flatten()
+    written = for_files | "MinuteFiles" >> MinuteFiles(
+        opts.output_prefix.rstrip("/"), opts.lateness(), opts.num_file_shards, sinks.files, clock=clock)
+    conflicts = (fresh.conflicts, deduped.conflicts, written.conflicts) | "AllConflicts" >> beam.Flatten()
+
+    refused = [
+        sinks.tables.write("WriteEventTables", events | "ToTableRows" >> beam.Map(table_row_maker("stream"))),
+        sinks.tables.write("WriteConflicts", conflicts | "ToConflictRows" >> beam.Map(to_conflict_rows)),
+        sinks.tables.write("WriteFilesWritten", written.files | "ToFileRows" >> beam.Map(_file_row)),
+    ]
+    dead_letters = (parsed.dead_letter, *refused) | "AllDeadLetters" >> beam.Flatten()
+    sinks.tables.write("WriteDeadLetterTable", dead_letters | "ToDeadLetterRows" >> beam.Map(to_dead_letter_rows),
+                       dead_letter_table=True)
+    return JobOutputs(events=events, dead_letters=dead_letters, conflicts=conflicts, files=written.files)
