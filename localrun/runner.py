@@ -62,11 +62,13 @@ def run(argv=None) -> int:
     options.view_as(StandardOptions).streaming = True
     clients.use_anonymous_beam_credentials()
 
+    from localrun.bundle_metrics import count_every_bundle
     from localrun.pubsub_pull import enlarge_pulls
     from localrun.recovery import Checkpointer, resolve_replay_from, seek_subscription, stored_since
 
     if local.local_pull_max_messages:
         enlarge_pulls(local.local_pull_max_messages)
+    count_every_bundle()
     try:
         replay_from = resolve_replay_from(local.replay_from, local.checkpoint_file)
     except ValueError as err:
@@ -145,9 +147,10 @@ def wait_local(result, duration_s: int) -> str:
 
 
 def metrics_summary(result) -> dict:
-    """Counter values and distributions, by name. A cancelled local job has
-    bundles whose work is done but whose commit never came, so each counter
-    reports the larger of its committed and attempted values."""
+    """Counter values and distributions, by name (summed over steps). A
+    cancelled local job may have a last bundle whose work is done but whose
+    commit never came, so each counter reports the larger of its committed
+    and attempted values."""
     out = {}
     try:
         query = result.metrics().query()

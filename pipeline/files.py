@@ -1,7 +1,9 @@
 """Whole-object writes, listing and reading, on a local folder or gs://.
 
 Listing and reading go through Beam's `FileSystems`, one code path for both
-(on gs:// it uses Beam's Cloud Storage client with its own short retries).
+(on gs:// Beam builds its storage client per call and retries briefly by
+itself; the job reads a folder back once per minute folder, so that cost is
+not on the hot path).
 Writes of a minute folder's file must create a name only if it is still free
 (two writers, a retried bundle or a replay must never overwrite a file), which
 `FileSystems` cannot express on gs://: they use the official client with

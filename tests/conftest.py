@@ -11,6 +11,7 @@ import os
 import pytest
 
 import localrun.process
+from common.clients import use_anonymous_beam_credentials
 from localstack import LocalStack
 from provision import provision
 from schemas.contract import SUBSCRIPTION, TOPIC
@@ -27,6 +28,7 @@ def stack(tmp_path_factory):
     local.start()
     try:
         local.apply_env()
+        use_anonymous_beam_credentials()  # FileSystems on gs:// here: the emulator needs no credentials
         provision(local.project, DATASET, TOPIC, SUBSCRIPTION, BUCKET)
         yield local
     finally:

@@ -299,23 +299,6 @@ def test_job_refuses_to_start_without_its_resources(stack, tmp_path):
     assert f"{stack.project}.missing.order_events does not exist" in log
 
 
-def test_reconcile_says_within_seconds_when_bigquery_is_unreachable(tmp_path):
-    import socket
-    import sys
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead_port = s.getsockname()[1]  # nothing listens here
-    started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "reconcile", "--project", "local-project", "--run-id", "x"],
-                            env={"PATH": "/usr/bin:/bin", "NO_GCE_CHECK": "True",
-                                 "BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{dead_port}"},
-                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-                            cwd=Path(__file__).resolve().parent.parent)
-    assert result.returncode == 2 and time.monotonic() - started < 15
-    assert "cannot reach BigQuery" in result.stderr and result.stderr.count("\n") <= 2
-
-
 def test_reconcile_says_within_seconds_when_storage_is_unreachable(stack):
     import socket
     import sys
@@ -329,4 +312,4 @@ def test_reconcile_says_within_seconds_when_storage_is_unreachable(stack):
                              "--output-prefix", PREFIX], env=env, capture_output=True, text=True, timeout=60,
                             stdin=subprocess.DEVNULL, cwd=Path(__file__).resolve().parent.parent)
     assert result.returncode == 2 and time.monotonic() - started < 15, result.stderr[-2000:]
-    assert "cannot reach Cloud Storage" in result.stderr
+    assert "Cloud Storage emulator at 127.0.0.1" in result.stderr and "not answering" in result.stderr

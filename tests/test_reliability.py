@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
 import threading
 import time
 from datetime import datetime, timezone
@@ -55,6 +56,36 @@ def _simulate_in_background(stack, tmp, run_id, rate, seconds, seed, faults=FAUL
     return thread, result, tmp / f"{run_id}.jsonl"
 
 
+def _stored_since(stack, since: datetime) -> int:
+    rows = query(bigquery_client(stack.project),
+                 f"SELECT COUNT(*) AS n FROM `{stack.project}.{DATASET}.all_events` WHERE ingest_time >= @since",
+                 {"since": since})
+    return rows[0]["n"]
+
+
+def _wait_for_stored(stack, job, since: datetime, at_least: int, timeout_s: float = 180) -> int:
+    """Until BigQuery holds `at_least` events the job ingested since `since`:
+    the signal that the job is up and keeping up (drills run one at a time,
+    so what was ingested since a drill's start is that drill's). Fails at
+    once if the job died."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        count = _stored_since(stack, since)
+        if count >= at_least:
+            return count
+        assert job.poll() is None, f"the job exited with {job.returncode}"
+        assert time.monotonic() < deadline, f"only {count} of {at_least} events stored within {timeout_s}s"
+        time.sleep(0.5)
+
+
+def _stays_up(job, seconds: float, why: str) -> None:
+    """The job must not exit during `seconds` of an outage (returns at once,
+    failing, if it does)."""
+    with pytest.raises(subprocess.TimeoutExpired):
+        job.wait(timeout=seconds)
+    assert job.poll() is None, why
+
+
 def _wait_for_reconciliation(stack, run_id, timeout_s):
     return wait_until_passed(bigquery_client(stack.project), stack.project, DATASET, f"gs://{BUCKET}/output",
                              Scope(run_id), timeout_s)
@@ -82,7 +113,10 @@ def test_five_sigkills_and_replays_lose_nothing_and_write_nothing_twice(stack, t
     kills = 0
     try:
         for _ in range(5):
-            time.sleep(rng.uniform(6, 12))  # a random moment of the run: what is in flight differs each time
+            # A random moment once this incarnation has stored a random number of
+            # events (a signal, not a sleep): what is in flight differs each time.
+            incarnation = datetime.now(timezone.utc)
+            _wait_for_stored(stack, job, incarnation, at_least=rng.randint(20, 150))
             os.killpg(job.pid, signal.SIGKILL)  # no cleanup, no ack of in-flight messages
             job.wait(timeout=30)
             kills += 1
@@ -116,12 +150,10 @@ def test_a_storage_outage_then_a_five_minute_bigquery_outage_lose_nothing(stack,
     thread, result, ledger = _simulate_in_background(stack, tmp_path, "outage-drill", rate=8, seconds=400, seed=6)
     try:
         for service, down_s in ((stack.gcs, 70), (stack.bigquery, 300)):
-            time.sleep(10)
+            # Down once the job has stored 40 more events (it is up and keeping up).
+            _wait_for_stored(stack, job, started, at_least=_stored_since(stack, started) + 40)
             service.stop()
-            went_down = time.monotonic()
-            while time.monotonic() - went_down < down_s:
-                assert job.poll() is None, f"the job must wait for {service.name}, not crash"
-                time.sleep(5)
+            _stays_up(job, down_s, f"the job must wait for {service.name}, not crash")
             service.start()
         thread.join(timeout=300)
         assert result["stats"].far_late and result["stats"].late
@@ -211,20 +243,22 @@ def test_pubsub_outages_lose_nothing(stack, tmp_path, monkeypatch):
     job = start_job(stack, tmp_path, env=route)
     wait_until_running(job, tmp_path / "job.log")
     thread, result, ledger = _simulate_in_background(stack, tmp_path, "pubsub-drill", rate=20, seconds=90, seed=9)
+    started = datetime.now(timezone.utc)
     try:
-        time.sleep(10)
+        _wait_for_stored(stack, job, started, at_least=100)
         stack.pubsub.pause()
         try:
-            time.sleep(30)
+            _stays_up(job, 30, "the job must wait for a hung Pub/Sub, not crash")
         finally:
             stack.pubsub.resume()
-        assert job.poll() is None, "the job must wait for a hung Pub/Sub, not crash"
-        time.sleep(10)
+        # Cut once the job has stored 100 more events: it is reading again.
+        _wait_for_stored(stack, job, started, at_least=_stored_since(stack, started) + 100)
         before_cut = link.connections
         link.cut()
-        time.sleep(30)
-        assert job.poll() is None, "the job must wait for an unreachable Pub/Sub, not crash"
-        link.restore()
+        try:
+            _stays_up(job, 30, "the job must wait for an unreachable Pub/Sub, not crash")
+        finally:
+            link.restore()
         thread.join(timeout=300)
         assert result["stats"].failed == 0
         assert load_to_bigquery(ledger, stack.project, DATASET) > 1500
@@ -234,6 +268,6 @@ def test_pubsub_outages_lose_nothing(stack, tmp_path, monkeypatch):
         link.close()
     assert link.connections > before_cut, "clients reconnected through the restored link"
     log = (tmp_path / "job.log").read_text()
-    assert log.count("Pub/Sub reachable again") >= 2, log[-3000:]
+    assert log.count("Pub/Sub (pulling) reachable again") >= 2, log[-3000:]
     assert "waiting for Pub/Sub" in log
     assert not _failing(outcome), f"{_failing(outcome)}\n{log[-3000:]}"

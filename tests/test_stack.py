@@ -78,7 +78,7 @@ def test_gcs_files_are_created_once(stack):
     assert writer.create(name, first)
     assert writer.create(name, first)        # a retry: the identical object is already there
     assert not writer.create(name, second)   # another content never replaces it (if_generation_match=0)
-    assert files.read_file(name, stack.project) == first
+    assert files.read_file(name) == first and writer.read(name) == first
     assert writer.list(f"gs://{BUCKET}/create-once") == [name]
 
 
