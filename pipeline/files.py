@@ -16,10 +16,15 @@ The minute folders themselves (names, sequence numbers, manifests) are
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+import threading
 
 from pipeline.retry import Outages, is_outage
+
+_log = logging.getLogger(__name__)
+QUIET_RETRY_NOTICE_S = 5.0
 
 
 def storage_outage(exc: BaseException) -> bool:
@@ -77,12 +82,14 @@ class FileWriter:
     def list(self, prefix: str) -> list[str]:
         if "://" not in prefix:
             return list_files(prefix)
-        return self._through_outages(f"listing {prefix}", lambda: list_files(prefix))
+        what = f"listing {prefix}"
+        return self._through_outages(what, lambda: _said_if_slow(f"Cloud Storage ({what})", lambda: list_files(prefix)))
 
     def read(self, path: str) -> bytes:
         if "://" not in path:
             return read_file(path)
-        return self._through_outages(f"reading {path}", lambda: read_file(path))
+        what = f"reading {path}"
+        return self._through_outages(what, lambda: _said_if_slow(f"Cloud Storage ({what})", lambda: read_file(path)))
 
     def replace(self, path: str, data: bytes) -> None:
         """Write `path`, replacing what is there (a manifest, rewritten when
@@ -138,3 +145,30 @@ class FileWriter:
                 raise FileExistsError(path) from None
 
         self._through_outages(f"writing {path}", upload)
+
+
+def _said_if_slow(what: str, call, after_s: float = QUIET_RETRY_NOTICE_S):
+    """call(), saying so if it has not answered after `after_s`: Beam's
+    storage client retries an unreachable service by itself, silently, for
+    up to two minutes before it raises (and `Outages` takes over). Meanwhile
+    the log says what the job waits for, and a local checkpoint holds still
+    (`pipeline.progress.STALLS`)."""
+    from pipeline.progress import STALLS
+
+    fired = threading.Event()
+
+    def notice():
+        fired.set()
+        STALLS.waiting_for(what)
+        _log.warning("waiting for %s: no answer for %.0f s (Beam's storage client is retrying)", what, after_s)
+
+    timer = threading.Timer(after_s, notice)
+    timer.daemon = True
+    timer.start()
+    try:
+        return call()
+    finally:
+        timer.cancel()
+        if fired.is_set():
+            STALLS.done(what)
+            _log.warning("%s answered again", what)

@@ -7,14 +7,17 @@ stopped (by PID) at the end, also when tests fail or the run is interrupted.
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
 import localrun.process
-from common.clients import use_anonymous_beam_credentials
+from common.clients import publisher_client, use_anonymous_beam_credentials
 from localstack import LocalStack
 from provision import provision
 from schemas.contract import SUBSCRIPTION, TOPIC
+from simulator.ledger import LedgerWriter, load_to_bigquery
 
 DATASET, BUCKET = "ecommerce", "test-bucket"
 
@@ -50,3 +53,24 @@ def wait_until_running(job, log_path, timeout_s: float = 120) -> None:
     """Block until the job says it is running (its log line), never on a fixed
     sleep; fail at once with the log if it died."""
     localrun.process.wait_until_running(job, log_path, timeout_s)
+
+
+def publish_bodies(stack, bodies: list[bytes], run_id: str, tmp: Path) -> datetime:
+    """Publish raw bodies with no attributes at all, as the brief's producer,
+    and record them in the producer ledger like any producer run (the run's
+    events share minutes with other tests' runs, whose reconciliation must
+    know them)."""
+    from schemas.contract import format_timestamp
+    from simulator.faults import plan_of_body
+
+    publisher = publisher_client()
+    topic = publisher.topic_path(stack.project, TOPIC)
+    started = datetime.now(timezone.utc)
+    for future in [publisher.publish(topic, body) for body in bodies]:
+        future.result(timeout=30)
+    ledger = LedgerWriter(tmp / f"{run_id}.jsonl")
+    for body in bodies:
+        ledger.record_copy(run_id, plan_of_body(body), 0, format_timestamp(started))
+    ledger.close()
+    load_to_bigquery(tmp / f"{run_id}.jsonl", stack.project, DATASET)
+    return started

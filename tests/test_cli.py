@@ -164,3 +164,15 @@ def test_an_emulator_off_loopback_is_refused(tmp_path):
     env["PUBSUB_EMULATOR_HOST"] = "10.1.2.3:8085"
     result, elapsed = run("localrun", *JOB, env=env)
     assert_fails_fast(result, elapsed, "127.0.0.1/localhost")
+
+
+def test_readme_command_1_reaches_the_demo(tmp_path):
+    """scripts/demo.sh (README command 1) reaches the demo command. Only the
+    wiring is checked here; the paths the demo drives (stack, job, simulator,
+    reconciliation) are the end-to-end tests'."""
+    env = bare_env(tmp_path)
+    env["HOME"] = os.environ.get("HOME", str(tmp_path))  # pip's cache for the bootstrap, if it must install
+    result = subprocess.run([str(ROOT / "scripts" / "demo.sh"), "--help"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("usage: python -m demo")

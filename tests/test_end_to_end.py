@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from localstack.services import stop_pid
-from common.clients import bigquery_client, publisher_client
+from common.clients import bigquery_client
 from reconcile.checks import Scope, query, run_all, wait_until_passed
 from reconcile.files import scan
 from reconcile.no_ledger import run_no_ledger
@@ -30,7 +30,7 @@ from simulator.faults import FaultConfig
 from simulator.ledger import LedgerWriter, load_to_bigquery
 from simulator.runner import Simulator, make_publisher
 from tests import brief_events
-from tests.conftest import BUCKET, DATASET, start_job
+from tests.conftest import BUCKET, DATASET, publish_bodies, start_job
 
 pytestmark = pytest.mark.stack
 RUN_ID = "e2e-test"
@@ -43,27 +43,6 @@ def job(stack, tmp_path_factory):
     proc = start_job(stack, tmp)
     yield {"proc": proc, "log": tmp / "job.log"}
     stop_pid(proc.pid, timeout=30)
-
-
-def _publish_bodies(stack, bodies: list[bytes], run_id: str, tmp: Path) -> datetime:
-    """Publish raw bodies with no attributes at all, as the brief's producer,
-    and record them in the producer ledger like any producer run (the run's
-    events share minutes with other tests' runs, whose reconciliation must
-    know them)."""
-    from schemas.contract import format_timestamp
-    from simulator.faults import plan_of_body
-
-    publisher = publisher_client()
-    topic = publisher.topic_path(stack.project, TOPIC)
-    started = datetime.now(timezone.utc)
-    for future in [publisher.publish(topic, body) for body in bodies]:
-        future.result(timeout=30)
-    ledger = LedgerWriter(tmp / f"{run_id}.jsonl")
-    for body in bodies:
-        ledger.record_copy(run_id, plan_of_body(body), 0, format_timestamp(started))
-    ledger.close()
-    load_to_bigquery(tmp / f"{run_id}.jsonl", stack.project, DATASET)
-    return started
 
 
 def _expected(bodies: list[bytes]):
@@ -108,7 +87,7 @@ def _dead_letters_for(stack, bodies: list[bytes]) -> list[dict]:
 def test_the_briefs_own_events_without_attributes_all_land(stack, job, tmp_path):
     now = datetime.now(timezone.utc) - timedelta(seconds=5)
     bodies = [orjson.dumps(b) for b in brief_events.examples(20, seed=11, at=now - timedelta(seconds=60))]
-    _publish_bodies(stack, bodies, "brief-format", tmp_path)
+    publish_bodies(stack, bodies, "brief-format", tmp_path)
     expected = _expected(bodies)
     stored, inv = _wait_landed(stack, job, expected)
     assert _dead_letters_for(stack, bodies) == []
@@ -134,7 +113,7 @@ def test_float_prices_with_many_decimals_lose_nothing_and_never_stall(stack, job
         body["items"] = [{"product_id": f"p-{i}", "product_name": "Float", "quantity": 3, "price": price}]
         body["total_amount"] = price * 3
         bodies.append(orjson.dumps(body))
-    started = _publish_bodies(stack, bodies, "float-prices", tmp_path)
+    started = publish_bodies(stack, bodies, "float-prices", tmp_path)
     expected = _expected(bodies)
     stored, _ = _wait_landed(stack, job, expected, timeout_s=120)
     assert _dead_letters_for(stack, bodies) == []

@@ -24,3 +24,32 @@ def test_create_is_once_and_a_retry_is_a_no_op(tmp_path):
     assert not writer.create(path, b"other\n")     # the name is taken by something else: refused
     assert open(path, "rb").read() == b"content\n"
     assert writer.read(path) == b"content\n" and writer.list(str(tmp_path)) == [path]
+
+
+def test_a_slow_read_says_what_it_waits_for_and_holds_the_checkpoint(monkeypatch, caplog):
+    """Beam's storage client retries an outage silently: after a few seconds
+    the job says what it waits for, and the local checkpoint holds still."""
+    import threading
+
+    from pipeline import progress
+
+    release, stalled = threading.Event(), []
+    stalls = progress._Stalls()
+    monkeypatch.setattr(progress, "STALLS", stalls)
+
+    def slow_call():
+        assert release.wait(5)
+        return b"data"
+
+    def watch():
+        while not stalls.stalled(lag_limit_s=60):
+            release.wait(0.01)
+        stalled.append(stalls.stalled(lag_limit_s=60))
+        release.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    caplog.set_level("WARNING")
+    assert files._said_if_slow("Cloud Storage (reading gs://b/x)", slow_call, after_s=0.05) == b"data"
+    assert stalled == ["waiting for Cloud Storage (reading gs://b/x)"]
+    assert "waiting for Cloud Storage (reading gs://b/x): no answer" in caplog.text
+    assert "answered again" in caplog.text and stalls.stalled(lag_limit_s=60) is None

@@ -116,7 +116,7 @@ def test_five_sigkills_and_replays_lose_nothing_and_write_nothing_twice(stack, t
             # A random moment once this incarnation has stored a random number of
             # events (a signal, not a sleep): what is in flight differs each time.
             incarnation = datetime.now(timezone.utc)
-            _wait_for_stored(stack, job, incarnation, at_least=rng.randint(20, 150))
+            _wait_for_stored(stack, job, incarnation, at_least=rng.randint(150, 300))
             os.killpg(job.pid, signal.SIGKILL)  # no cleanup, no ack of in-flight messages
             job.wait(timeout=30)
             kills += 1
