@@ -100,7 +100,7 @@ provision() {
   gcloud storage buckets update "gs://${BUCKET}" --project "$PROJECT" --lifecycle-file=deploy/gcs-lifecycle.json
   say "creating topic, subscription (retains acked messages for replay), dataset, tables from ddl/, views"
   # Same provisioning code as the local stack; tables come from ddl/tables/*.sql.
-  "$PYTHON" -m pipeline.provision --project "$PROJECT" --dataset "$DATASET" --topic "$TOPIC" \
+  "$PYTHON" -m provision --project "$PROJECT" --dataset "$DATASET" --topic "$TOPIC" \
     --subscription "$SUBSCRIPTION" --tables-via ddl --location "$REGION"
 }
 

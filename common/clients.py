@@ -110,7 +110,6 @@ def _check_credentials() -> None:
     import google.auth
     from google.auth.exceptions import DefaultCredentialsError
 
-    os.environ.setdefault("NO_GCE_CHECK", "True")  # never probe the metadata server from a laptop
     try:
         google.auth.default()
     except DefaultCredentialsError:

@@ -50,7 +50,7 @@ from pipeline.policy import LatenessPolicy
 from pipeline.progress import HELD
 from schemas.contract import (MAX_FILE_SEQ, conflict_row, file_path, format_timestamp, from_micros,
                               identity_digest, line_bytes, manifest_path, minute_folder, parse_file_path,
-                              parse_timestamp, read_line)
+                              parse_timestamp, read_line, to_micros)
 
 _log = logging.getLogger(__name__)
 CONFLICTS = "conflicts"
@@ -74,8 +74,8 @@ class FileRecord(typing.NamedTuple):
     written_at: str
 
 
-def _key_of(event_type: str, event_time: datetime, digest: bytes, num_shards: int):
-    minute_us = int(event_time.timestamp() // 60) * MINUTE_US
+def _key_of(event_type: str, event_time: datetime, digest: bytes, num_shards: int, policy: LatenessPolicy):
+    minute_us = policy.window_start_us(to_micros(event_time))
     shard = int.from_bytes(digest[4:8], "big") % num_shards if num_shards > 1 else 0
     return event_type, minute_us, shard
 
@@ -94,8 +94,7 @@ class _MinuteFilesFn(beam.DoFn):
     def __init__(self, prefix: str, num_shards: int, policy: LatenessPolicy, writer: FileWriter, clock=time.time):
         self.prefix = prefix.rstrip("/")
         self.num_shards = num_shards
-        self.allowed_lateness_s = policy.allowed_lateness_s
-        self.late_firing_delay_s = policy.late_firing_delay_s
+        self.policy = policy
         self.writer = writer
         self.clock = clock
         self.files_written = Metrics.counter("files", "written")
@@ -121,7 +120,7 @@ class _MinuteFilesFn(beam.DoFn):
             meta, repaired = self._load(key, ids)  # first event of this folder in this state generation
             yield from repaired
             minute_end = Timestamp(micros=minute_us + MINUTE_US)
-            release.set(minute_end + self.allowed_lateness_s)
+            release.set(minute_end + self.policy.allowed_lateness)
             if not meta["files"]:
                 on_time.set(minute_end)
         known = self._known(key, ids)
@@ -140,7 +139,7 @@ class _MinuteFilesFn(beam.DoFn):
             pending.add((event_time, event_id, line))
             HELD.hold(key, parse_timestamp(publish_time).timestamp() if publish_time else None)
             if meta["files"] and not meta["flush_set"]:
-                late_flush.set(Timestamp(self.clock() + self.late_firing_delay_s))
+                late_flush.set(Timestamp(self.clock() + self.policy.late_firing_delay_s))
                 meta["flush_set"] = True
         meta_state.write(meta)
 
@@ -319,13 +318,13 @@ class MinuteFiles(beam.PTransform):
         self.clock = clock
 
     def expand(self, accepted):
-        num_shards = self.num_shards
+        num_shards, policy = self.num_shards, self.policy
 
         def keyed(acc):
             event = acc.event
             digest = identity_digest(event.event_type, event.event_id)
             publish_time = format_timestamp(acc.publish_time) if acc.publish_time else None
-            return (_key_of(event.event_type, event.event_time, digest, num_shards),
+            return (_key_of(event.event_type, event.event_time, digest, num_shards, policy),
                     (digest, event.content_hash, event.event_id, format_timestamp(event.event_time),
                      line_bytes(event), publish_time))
 

@@ -61,7 +61,8 @@ class Outages:
     once the service answers again; `call(fn)` runs a single call under
     api_core's `Retry` with the same delays, log and bound."""
 
-    sleep = staticmethod(time.sleep)  # tests replace it to run without waiting
+    sleep = staticmethod(time.sleep)      # tests replace these two to run without waiting
+    clock = staticmethod(time.monotonic)
 
     def __init__(self, what: str, max_wait_s: float | None = None, initial: float = 0.5, maximum: float = 30.0):
         self.what = what
@@ -78,39 +79,58 @@ class Outages:
         STALLS.waiting_for(self.what)
         self.attempt += 1
         if self._since is None:
-            self._since = time.monotonic()
+            self._since = self.clock()
         log = _log.warning if self.attempt <= 3 or self.attempt % 10 == 0 else _log.info
         log("waiting for %s (attempt %d): %s: %.200s", self.what, self.attempt, type(exc).__name__, exc)
 
     def wait(self, exc: BaseException) -> None:
         self.note(exc)
-        if self.max_wait_s is not None and time.monotonic() - self._since >= self.max_wait_s:
-            _log.warning("gave up waiting for %s after %.0f s: the runner retries the work", self.what,
-                         time.monotonic() - self._since)
+        if self.max_wait_s is not None and self.clock() - self._since >= self.max_wait_s:
+            self.gave_up()
             raise exc
         self.sleep(next(self._delays))
 
     def recovered(self) -> None:
         if self.attempt:
+            _log.warning("%s reachable again after %d attempts", self.what, self.attempt)
+        self._reset()
+
+    def gave_up(self) -> None:
+        """The bound passed: the caller raises, the runner retries the work."""
+        _log.warning("gave up waiting for %s after %.0f s: the runner retries the work", self.what,
+                     self.clock() - (self._since or self.clock()))
+        self._reset()
+
+    def _reset(self) -> None:
+        if self.attempt:
             from pipeline.progress import STALLS
 
             STALLS.done(self.what)
-            _log.warning("%s reachable again after %d attempts", self.what, self.attempt)
-            self.attempt, self._since = 0, None
-            self._delays = api_retry.exponential_sleep_generator(self.initial, self.maximum)
+        self.attempt, self._since = 0, None
+        self._delays = api_retry.exponential_sleep_generator(self.initial, self.maximum)
 
     def call(self, fn, predicate=is_outage):
-        """fn(), retried while `predicate(error)` holds; anything else is
-        raised at once. Past `max_wait_s` the last error is raised."""
-        retry = api_retry.Retry(predicate=predicate, initial=self.initial, maximum=self.maximum, multiplier=2.0,
-                                timeout=self.max_wait_s, on_error=self.note,
-                                exception_factory=_raise_last)
-        result = retry(fn)()
+        """fn(), retried by api_core's `retry_target` while `predicate(error)`
+        holds; anything else is raised at once. Past `max_wait_s` the
+        service's own last error is raised (not api_core's RetryError)."""
+        try:
+            result = api_retry.retry_target(fn, predicate, self._sleeps(), timeout=self.max_wait_s,
+                                            on_error=self.note, exception_factory=_raise_last)
+        except BaseException:
+            self.gave_up() if self.attempt else self._reset()
+            raise
         self.recovered()
         return result
 
+    def _sleeps(self):
+        """api_core's delays, slept through `Outages.sleep` (retry_target is
+        given zero delays so that it never sleeps by itself)."""
+        for delay in self._delays:
+            self.sleep(delay)
+            yield 0.0
+
 
 def _raise_last(errors, reason, timeout):
-    """api_core's exception factory: raise the service's own last error
-    rather than a RetryError that hides it."""
+    """api_core's exception factory: the service's own last error, rather
+    than a RetryError that hides it."""
     return errors[-1], None

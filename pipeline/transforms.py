@@ -5,7 +5,7 @@
                      v                           v
               dead letters            conflicts (BigQuery)
 
-Sources and sinks stay at the edges (`pipeline.job`); everything here is
+Sources and sinks stay at the edges (`pipeline.graph`); everything here is
 testable with TestStream and plain in-memory elements.
 """
 

@@ -156,7 +156,7 @@ def test_on_dataflow_an_outage_is_raised_after_the_bound_for_the_runner_to_retry
     of pinning the work item; nothing was stored, so the retried bundle
     sends every row again and nothing is lost."""
     clock = iter(range(0, 10_000, 50))  # each look at the clock: 50 s later
-    monkeypatch.setattr("pipeline.retry.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr(Outages, "clock", staticmethod(lambda: next(clock)))
     client = FakeClient(outage=1000)
     fn = InsertRows("p", "d", max_wait_s=120, client_factory=lambda project: client)
     fn.setup()
