@@ -87,16 +87,19 @@ def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, sinks: Sinks
         messages = read_messages(pipeline, opts)
 
     parsed = messages | "ParseEvents" >> ParseEvents(opts.limits())
-    fresh = parsed.events | "SkipStoredEvents" >> SkipStoredEvents(seen)
-    deduped = fresh.events | "DeduplicateEvents" >> DeduplicateEvents(
+    to_dedup, stored, replay_conflicts = parsed.events, [], []
+    if seen:  # a local run replaying: what BigQuery already holds goes to the files only
+        fresh = parsed.events | "SkipStoredEvents" >> SkipStoredEvents(seen)
+        to_dedup, stored, replay_conflicts = fresh.events, [fresh.stored], [fresh.conflicts]
+    deduped = to_dedup | "DeduplicateEvents" >> DeduplicateEvents(
         opts.dedup_memory_s, opts.dedup_buckets, clock=clock)
     events = deduped.events
     # Replayed events BigQuery already holds still go to their folders, which
     # keep each event once by themselves.
-    for_files = (events, fresh.stored) | "EventsForFiles" >> beam.Flatten()
+    for_files = (events, *stored) | "EventsForFiles" >> beam.Flatten()
     written = for_files | "MinuteFiles" >> MinuteFiles(
         opts.output_prefix.rstrip("/"), opts.lateness(), opts.num_file_shards, sinks.files, clock=clock)
-    conflicts = (fresh.conflicts, deduped.conflicts, written.conflicts) | "AllConflicts" >> beam.Flatten()
+    conflicts = (*replay_conflicts, deduped.conflicts, written.conflicts) | "AllConflicts" >> beam.Flatten()
 
     refused = [
         sinks.tables.write("WriteEventTables", events | "ToTableRows" >> beam.Map(table_row_maker("stream"))),

@@ -1,0 +1,173 @@
+"""A local run that holds its rate: the job on the local stack at a fixed
+rate for minutes, p99 publish -> visible in BigQuery per 30-s slice, and the
+BigQuery emulator's own insertAll ceiling measured alone in the same run (so
+the report says which part limits).
+
+The instrument stays light: one query per second for new rows (its time is
+measured and reported as a share of the run), files are not polled at all.
+Visibility is known to within that second, which the report states.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+
+from bench.e2e import BUCKET, DATASET, SUB, TOPIC
+
+POLL_S = 1.0
+
+
+class Visible:
+    """First time each event id is visible in BigQuery, polling once a second."""
+
+    def __init__(self, client, project: str, since: datetime):
+        self.client, self.project, self.since = client, project, since
+        self.seen: dict[str, float] = {}
+        self.query_seconds = 0.0
+        self.queries = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> "Visible":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        from google.cloud import bigquery
+
+        last = self.since
+        table = f"`{self.project}.{DATASET}.all_events`"
+        while not self._stop.wait(POLL_S):
+            t = time.perf_counter()
+            # ingest_time is stamped at parse, before the insert: the cursor overlaps
+            # so that rows inserted later than stamped are not missed.
+            rows = self.client.query(
+                f"SELECT event_id, ingest_time FROM {table} WHERE ingest_time >= @last",
+                job_config=bigquery.QueryJobConfig(query_parameters=[
+                    bigquery.ScalarQueryParameter("last", "TIMESTAMP", last - timedelta(seconds=30))])).result()
+            now = time.time()
+            for row in rows:
+                self.seen.setdefault(row.event_id, now)
+                last = max(last, row.ingest_time)
+            self.query_seconds += time.perf_counter() - t
+            self.queries += 1
+
+
+def emulator_ceiling(client, project: str, seconds: float = 30.0, batch: int = 500) -> dict:
+    """Rows/s the BigQuery emulator takes through insertAll alone: rows of
+    the job's order table, batches of `batch` (the job's default), one
+    client, for `seconds`."""
+    from google.cloud import bigquery
+
+    from bench.core import START, generate
+    from pipeline.transforms import Accepted, table_row_maker
+    from pipeline.validation import Limits, Rejected, parse_message
+    from schemas import event_specs, table_specs
+    from schemas.bigquery import api_schema
+
+    spec = event_specs()["order"]
+    table_id = f"{project}.{DATASET}.bench_ceiling_{int(time.time())}"
+    client.create_table(bigquery.Table(table_id, schema=[bigquery.SchemaField.from_api_repr(c)
+                                                         for c in api_schema(table_specs()[spec.name])]))
+    to_row, rows = table_row_maker("bench"), []
+    for data, attrs in generate(20_000):
+        try:
+            event = parse_message(data, attrs, None, now=START + timedelta(days=1), limits=Limits(max_event_age=None))
+        except Rejected:
+            continue
+        if event.event_type == "order":
+            rows.append(to_row(Accepted(event, None, START))[1])
+    sent, i, t = 0, 0, time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        chunk = rows[i:i + batch] or rows[:batch]
+        i = (i + batch) % len(rows)
+        errors = client.insert_rows_json(table_id, chunk, row_ids=[None] * len(chunk), retry=None, timeout=60)
+        assert not errors, errors[:3]
+        sent += len(chunk)
+    elapsed = time.perf_counter() - t
+    client.delete_table(table_id, not_found_ok=True)
+    return {"rows": sent, "seconds": round(elapsed, 1), "rows_per_s": round(sent / elapsed), "batch": batch}
+
+
+def slices(published_at: dict, seen: dict, slice_s: float) -> list[dict]:
+    """p50/p99/max of publish -> visible per slice of publish time."""
+    if not published_at:
+        return []
+    start = min(published_at.values())
+    by_slice: dict[int, list] = {}
+    missing: dict[int, int] = {}
+    for event_id, t in published_at.items():
+        k = int((t - start) // slice_s)
+        if event_id in seen:
+            by_slice.setdefault(k, []).append(seen[event_id] - t)
+        else:
+            missing[k] = missing.get(k, 0) + 1
+    out = []
+    for k in sorted(set(by_slice) | set(missing)):
+        lags = np.array(by_slice.get(k, [0.0]))
+        out.append({"slice": k, "from_s": k * slice_s, "events": len(by_slice.get(k, [])),
+                    "missing": missing.get(k, 0), "p50_s": round(float(np.percentile(lags, 50)), 2),
+                    "p99_s": round(float(np.percentile(lags, 99)), 2), "max_s": round(float(lags.max()), 2)})
+    return out
+
+
+def run(rate: float, minutes: float, slice_s: float = 30.0, ceiling_s: float = 30.0, progress=print) -> dict:
+    from common.clients import bigquery_client
+    from localrun.process import start_job, wait_until_running
+    from localstack import LocalStack
+    from localstack.services import stop_pid
+    from provision import provision
+    from simulator.faults import FaultConfig
+    from simulator.ledger import LedgerWriter, aggregate, read_lines
+    from simulator.runner import Simulator, make_publisher
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-steady-"))
+    stack = LocalStack(workdir=workdir, project="bench-project")
+    with stack:
+        stack.apply_env()
+        provision(stack.project, DATASET, TOPIC, SUB, BUCKET)
+        client = bigquery_client(stack.project)
+        progress(f"  BigQuery emulator alone: insertAll for {ceiling_s:.0f} s ...")
+        ceiling = emulator_ceiling(client, stack.project, ceiling_s)
+        progress(f"  BigQuery emulator alone: {ceiling['rows_per_s']:,} rows/s")
+        job = start_job(stack, workdir / "job.log", subscription=SUB, dataset=DATASET, bucket=BUCKET)
+        try:
+            wait_until_running(job, workdir / "job.log")
+            visible = Visible(client, stack.project, datetime.now(timezone.utc)).start()
+            ledger = LedgerWriter(workdir / "ledger.jsonl")
+            faults = FaultConfig(late_fraction=0, duplicate_fraction=0, malformed_fraction=0, conflict_fraction=0,
+                                 extra_field_fraction=0)
+            publisher = make_publisher()
+            sim = Simulator(publisher, publisher.topic_path(stack.project, TOPIC), ledger, "steady", rate=rate,
+                            faults=faults, seed=13)
+            progress(f"  the job at {rate:.0f} events/s for {minutes:g} minutes ...")
+            started = time.monotonic()
+            sim.run(duration_s=minutes * 60, progress=None)
+            ledger.close()
+            wall = time.monotonic() - started
+            published_at = {r["event_id"]: datetime.fromisoformat(r["first_publish_time"]).timestamp()
+                            for r in aggregate(read_lines(workdir / "ledger.jsonl"))}
+            deadline = time.time() + 60
+            while time.time() < deadline and not published_at.keys() <= visible.seen.keys():
+                time.sleep(1)
+            visible.stop()
+        finally:
+            stop_pid(job.pid, timeout=30)
+    per_slice = slices(published_at, visible.seen, slice_s)
+    return {"rate": rate, "minutes": minutes, "published": len(published_at),
+            "achieved_rate": round(len(published_at) / wall, 1),
+            "missing": len(published_at.keys() - visible.seen.keys()),
+            "worst_slice_p99_s": max((s["p99_s"] for s in per_slice), default=None),
+            "slices": per_slice, "emulator_ceiling": ceiling,
+            "instrument": {"poll_s": POLL_S, "queries": visible.queries,
+                           "query_share_of_run": round(visible.query_seconds / max(wall, 1e-9), 3)}}
