@@ -1,15 +1,22 @@
-"""python -m bench: measure the pipeline against the physical limit, one command.
+"""python -m bench: the job against its own limits, like with like, one command.
 
-  1. reference: plain Python (orjson parse, set dedup, per-minute counts) on
-     one core, and the same loop with the job's own validation;
-  2. the job's core graph on the FnApiRunner (Dataflow's SDK harness), one
-     worker = one core, at 10k / 100k / 1M events, with peak memory;
-  3. end to end on the local stack: a rate ladder, highest sustained rate with
-     nothing lost, p50/p99 publish -> BigQuery and -> file latency.
+  1. on one core, per event, start-up excluded (bench/like.py):
+     (a) the job's own per-event work in plain Python (the physical reference),
+     (b) Beam's floor: a graph of the job's shape with empty step bodies,
+     (c) the job's real graph (the launchers' build_pipeline, BigQuery branch
+         into an in-memory sink, files into a local folder),
+     each on the FnApiRunner (Dataflow's SDK harness), one worker, state cache
+     off as on Dataflow; medians of interleaved rounds; (c) / (b) and
+     (c) / ((a) + (b));
+  2. peak memory of the real graph at growing volumes;
+  3. a steady local run (bench/steady.py): the job on the emulators at a fixed
+     rate for minutes, p99 publish -> BigQuery per 30-s slice, and the BigQuery
+     emulator's own insertAll ceiling measured alone in the same run.
 
 Writes bench/results/<timestamp>.json and .png and prints a table.
-    python -m bench               # everything (about 15 minutes on 2 cores)
-    python -m bench --quick       # smaller sizes, short ladder
+    python -m bench                          # everything (about 20 minutes on 2 cores)
+    python -m bench --quick                  # smaller sizes, 1-minute steady run
+    python -m bench --steady-rate 150 --steady-minutes 10
 """
 
 from __future__ import annotations
@@ -37,10 +44,6 @@ def _run_core(args: list[str], cache: bool = False) -> str:
                           check=True).stdout
 
 
-def _reference(n: int) -> dict:
-    return json.loads(_run_core(["reference", str(n)]).strip().splitlines()[-1])
-
-
 def _graph(n: int, cache: bool = False) -> dict:
     """Generate n messages in one process, run the graph over them in another
     (so the graph's peak RSS is its own)."""
@@ -66,92 +69,122 @@ def chart(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
-    ref = results["reference"]
-    graph = results["graph"]
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.8))
+    like = results["like"]
     ax = axes[0]
-    labels = ["plain Python\n(orjson+set)", "with job's\nvalidation"] + [f"Beam graph\n{g['events'] // 1000}k" for g in graph]
-    values = [ref["plain_events_per_s"], ref["validated_events_per_s"]] + [g["events_per_s"] for g in graph]
-    bars = ax.bar(labels, values, color=["#4c72b0", "#55a868"] + ["#dd8452"] * len(graph))
-    ax.set_yscale("log")
-    ax.axhline(10000, color="red", linestyle="--", linewidth=1, label="target 10k/s per core")
+    labels = ["(a) job's work,\nplain Python", "(b) Beam floor,\njob's shape", "(c) job's graph"]
+    values = [like[k]["events_per_s"] for k in ("work", "floor", "graph")]
+    bars = ax.bar(labels, values, color=["#4c72b0", "#55a868", "#dd8452"])
+    ax.axhline(10000, color="red", linestyle="--", linewidth=1, label="target 10,000/s per core")
     for bar, v in zip(bars, values):
-        ax.annotate(f"{v:,}", (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom", fontsize=8)
-    ax.set_title("Events/s on one core")
+        ax.annotate(f"{v:,}/s", (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom", fontsize=9)
+    ax.set_title("Events/s on one core (marginal, start-up excluded)")
     ax.legend(fontsize=8)
-    ax.tick_params(axis="x", labelsize=8)
     ax = axes[1]
-    ax.plot([g["events"] for g in graph], [g["peak_rss_mb"] for g in graph], marker="o")
-    ax.set_xscale("log")
-    ax.set_xlabel("events")
-    ax.set_ylabel("peak RSS (MB)")
-    ax.set_title("Core graph memory vs volume")
-    ax = axes[2]
-    ladder = results.get("e2e", {}).get("ladder", [])
-    if ladder:
-        rates = [r["rate"] for r in ladder]
-        ax.plot(rates, [r["bigquery_latency_s"]["p50"] or 0 for r in ladder], marker="o", label="BigQuery p50")
-        ax.plot(rates, [r["bigquery_latency_s"]["p99"] or 0 for r in ladder], marker="o", label="BigQuery p99")
-        ax.plot(rates, [r["file_latency_s"]["p50"] or 0 for r in ladder], marker="s", label="file p50")
-        for r in ladder:
-            if not r["sustained"]:
-                ax.annotate("loss/backlog", (r["rate"], r["bigquery_latency_s"]["p99"] or 0), color="red")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.axhline(5, color="red", linestyle="--", linewidth=1, label="target p99 5 s")
-        ax.set_xlabel("simulator rate (events/s)")
-        ax.set_ylabel("latency from publish (s)")
+    steady = results.get("steady")
+    if steady:
+        xs = [s["from_s"] / 60 for s in steady["slices"]]
+        ax.plot(xs, [s["p99_s"] for s in steady["slices"]], marker="o", label="p99 per 30-s slice")
+        ax.plot(xs, [s["p50_s"] for s in steady["slices"]], marker=".", label="p50")
+        ax.axhline(2, color="red", linestyle="--", linewidth=1, label="goal p99 2 s")
+        ax.set_xlabel("minutes into the run")
+        ax.set_ylabel("publish -> visible in BigQuery (s)")
         ax.legend(fontsize=8)
-    ax.set_title("End to end on the local stack")
+        ax.set_title(f"Steady local run at {steady['rate']:.0f}/s")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
+def _like(kind: str, small: int, large: int) -> dict:
+    """One measurement in its own process (python -m bench.like)."""
+    out = subprocess.run([sys.executable, "-m", "bench.like", kind, str(small), str(large)], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def like_with_like(small: int, large: int, rounds: int, progress) -> dict:
+    """Medians of `rounds` interleaved rounds of (a), (b), (c)."""
+    import statistics
+
+    runs: dict[str, list] = {"work": [], "floor": [], "graph": []}
+    for r in range(rounds):
+        for kind in runs:
+            progress(f"round {r + 1}/{rounds}: {kind}")
+            runs[kind].append(_like(kind, small, large))
+    out = {kind: {"us_per_event": round(statistics.median(m["us_per_event"] for m in ms), 1),
+                  "rounds_us": [m["us_per_event"] for m in ms]} for kind, ms in runs.items()}
+    for kind in out:
+        out[kind]["events_per_s"] = round(1e6 / out[kind]["us_per_event"])
+    out["graph_over_floor"] = round(out["graph"]["us_per_event"] / out["floor"]["us_per_event"], 2)
+    out["graph_over_floor_plus_work"] = round(
+        out["graph"]["us_per_event"] / (out["floor"]["us_per_event"] + out["work"]["us_per_event"]), 2)
+    out["sizes"] = [small, large]
+    return out
+
+
 def main(argv=None) -> int:
+    from rich.progress import Progress
+
     from common.cli import Parser
 
     parser = Parser("python -m bench", __doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer events and rates (a smoke run of the benchmarks)")
-    parser.add_argument("--skip-e2e", action="store_true", help="only the in-process benchmarks, no emulator stack")
-    parser.add_argument("--rates", default=None, help="comma-separated e2e ladder (default 100,200,400,700,1000,1400)")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, one round, a 1-minute steady run")
+    parser.add_argument("--skip-steady", action="store_true", help="only the in-process benchmarks, no emulator stack")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds of (a), (b), (c) (default 3)")
+    parser.add_argument("--steady-rate", type=float, default=150.0,
+                        help="events/s of the steady local run (default 150)")
+    parser.add_argument("--steady-minutes", type=float, default=None, help="length of the steady run (default 10)")
     args = parser.parse_args(argv)
-    sizes = [2_000, 10_000] if args.quick else [10_000, 100_000, 1_000_000]
-    rates = [float(r) for r in (args.rates or ("50,200" if args.quick else "100,200,400,700,1000,1400")).split(",")]
+    small, large = (2_000, 10_000) if args.quick else (10_000, 50_000)
+    rounds = args.rounds or (1 if args.quick else 3)
+    minutes = args.steady_minutes or (1 if args.quick else 10)
+    sizes = [10_000] if args.quick else [10_000, 100_000]
     console = Console(force_terminal=False, width=150)
     results = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
-    console.print("1. reference (plain Python, one core)")
-    results["reference"] = _reference(sizes[-1] if not args.quick else 10_000)
-    console.print("2. core graph on the FnApiRunner (one worker)")
-    results["graph_default_state_cache"] = _graph(sizes[0], cache=True)
-    results["graph"] = [_graph(n) for n in sizes]
-    if not args.skip_e2e:
-        console.print("3. end to end on the local stack")
-        from bench.e2e import run
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("1. like with like", total=None)
+        say = lambda text: bar.update(task, description=f"1. like with like: {text}")  # noqa: E731
+        results["like"] = like_with_like(small, large, rounds, say)
+        bar.update(task, description="2. memory of the real graph")
+        results["graph"] = [_graph(n) for n in sizes]
+    if not args.skip_steady:
+        console.print(f"3. steady local run: {args.steady_rate:.0f} events/s for {minutes:g} minutes")
+        from bench.steady import run as steady
 
-        results["e2e"] = run(rates, seconds=10 if args.quick else 20)
+        results["steady"] = steady(args.steady_rate, minutes, progress=console.print)
 
-    table = Table(title="Benchmark")
-    table.add_column("measurement")
-    table.add_column("events", justify="right")
-    table.add_column("events/s", justify="right")
-    table.add_column("peak RSS MB", justify="right")
-    ref = results["reference"]
-    table.add_row("plain Python: orjson + set dedup + per-minute count", f"{ref['events']:,}", f"{ref['plain_events_per_s']:,}", "")
-    table.add_row("plain Python with the job's validation (fastavro + rules)", f"{ref['events']:,}",
-                  f"{ref['validated_events_per_s']:,}", "")
-    g0 = results["graph_default_state_cache"]
-    table.add_row("Beam core graph, FnApiRunner, default 100 MB state cache", f"{g0['events']:,}",
-                  f"{g0['events_per_s']:,}", str(g0["peak_rss_mb"]))
+    like = results["like"]
+    table = Table(title=f"Per event on one core (FnApiRunner, 1 worker, state cache off; median of {rounds}, "
+                        f"marginal cost between {small:,} and {large:,} events)")
+    for column in ("measurement", "µs/event", "events/s", "vs floor"):
+        table.add_column(column, justify="left" if column == "measurement" else "right")
+    names = {"work": "(a) the job's per-event work in plain Python",
+             "floor": "(b) Beam's floor: the job's shape, empty bodies",
+             "graph": "(c) the job's graph (BigQuery branch in memory, files to disk)"}
+    for kind, name in names.items():
+        m = like[kind]
+        table.add_row(name, f"{m['us_per_event']:.1f}", f"{m['events_per_s']:,}",
+                      f"{m['us_per_event'] / like['floor']['us_per_event']:.2f}x")
+    table.add_row("(c) / ((a) + (b))", "", "", f"{like['graph_over_floor_plus_work']:.2f}x")
     for g in results["graph"]:
-        table.add_row("Beam core graph, FnApiRunner, state cache off", f"{g['events']:,}", f"{g['events_per_s']:,}",
-                      str(g["peak_rss_mb"]))
-    for r in results.get("e2e", {}).get("ladder", []):
-        table.add_row(f"e2e local @ {r['rate']:.0f}/s: BigQuery p50/p99 {r['bigquery_latency_s']['p50']}/"
-                      f"{r['bigquery_latency_s']['p99']} s, files p50 {r['file_latency_s']['p50']} s, "
-                      f"missing {r['missing_in_bigquery']}", f"{r['published']:,}", f"{r['achieved_publish_rate']:,}", "")
+        table.add_row(f"real graph, {g['events']:,} events: peak RSS {g['peak_rss_mb']} MB", "", "", "")
     console.print(table)
+    if "steady" in results:
+        st = results["steady"]
+        t2 = Table(title=f"Steady local run: {st['rate']:.0f} events/s for {st['minutes']:g} min "
+                         f"(achieved {st['achieved_rate']}/s, {st['published']:,} events, missing {st['missing']}); "
+                         f"BigQuery emulator alone: {st['emulator_ceiling']['rows_per_s']:,} rows/s")
+        for column in ("slice from (s)", "events", "p50 s", "p99 s", "max s"):
+            t2.add_column(column, justify="right")
+        for sl in st["slices"]:
+            t2.add_row(str(int(sl["from_s"])), str(sl["events"]), f"{sl['p50_s']}", f"{sl['p99_s']}", f"{sl['max_s']}")
+        console.print(t2)
+        console.print("cores used during the run: " + ", ".join(f"{k} {v}" for k, v in st["cores_used"].items()))
+        console.print(f"worst slice p99: {st['worst_slice_p99_s']} s (visibility polled every "
+                      f"{st['instrument']['poll_s']} s; the poller's queries took "
+                      f"{st['instrument']['query_share_of_run'] * 100:.1f}% of the run)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     json_path = RESULTS / f"{stamp}.json"

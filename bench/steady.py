@@ -18,7 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.e2e import BUCKET, DATASET, SUB, TOPIC
+from schemas import contract
+
+DATASET, BUCKET = "ecommerce", "bench-bucket"
+TOPIC, SUB = contract.TOPIC, contract.SUBSCRIPTION
 
 POLL_S = 1.0
 
@@ -26,8 +29,8 @@ POLL_S = 1.0
 class Visible:
     """First time each event id is visible in BigQuery, polling once a second."""
 
-    def __init__(self, client, project: str, since: datetime):
-        self.client, self.project, self.since = client, project, since
+    def __init__(self, client, project: str, since: datetime, poll_s: float = POLL_S):
+        self.client, self.project, self.since, self.poll_s = client, project, since, poll_s
         self.seen: dict[str, float] = {}
         self.query_seconds = 0.0
         self.queries = 0
@@ -47,7 +50,7 @@ class Visible:
 
         last = self.since
         table = f"`{self.project}.{DATASET}.all_events`"
-        while not self._stop.wait(POLL_S):
+        while not self._stop.wait(self.poll_s):
             t = time.perf_counter()
             # ingest_time is stamped at parse, before the insert: the cursor overlaps
             # so that rows inserted later than stamped are not missed.
@@ -121,7 +124,16 @@ def slices(published_at: dict, seen: dict, slice_s: float) -> list[dict]:
     return out
 
 
-def run(rate: float, minutes: float, slice_s: float = 30.0, ceiling_s: float = 30.0, progress=print) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children so far (Linux /proc)."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def run(rate: float, minutes: float, slice_s: float = 30.0, ceiling_s: float = 30.0, progress=print,
+        poll_s: float = POLL_S) -> dict:
     from common.clients import bigquery_client
     from localrun.process import start_job, wait_until_running
     from localstack import LocalStack
@@ -143,7 +155,7 @@ def run(rate: float, minutes: float, slice_s: float = 30.0, ceiling_s: float = 3
         job = start_job(stack, workdir / "job.log", subscription=SUB, dataset=DATASET, bucket=BUCKET)
         try:
             wait_until_running(job, workdir / "job.log")
-            visible = Visible(client, stack.project, datetime.now(timezone.utc)).start()
+            visible = Visible(client, stack.project, datetime.now(timezone.utc), poll_s).start()
             ledger = LedgerWriter(workdir / "ledger.jsonl")
             faults = FaultConfig(late_fraction=0, duplicate_fraction=0, malformed_fraction=0, conflict_fraction=0,
                                  extra_field_fraction=0)
@@ -151,10 +163,13 @@ def run(rate: float, minutes: float, slice_s: float = 30.0, ceiling_s: float = 3
             sim = Simulator(publisher, publisher.topic_path(stack.project, TOPIC), ledger, "steady", rate=rate,
                             faults=faults, seed=13)
             progress(f"  the job at {rate:.0f} events/s for {minutes:g} minutes ...")
+            pids = {"job": job.pid, "bigquery_emulator": stack.bigquery.pid, "pubsub_emulator": stack.pubsub.pid}
+            cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             started = time.monotonic()
             sim.run(duration_s=minutes * 60, progress=None)
             ledger.close()
             wall = time.monotonic() - started
+            cpu = {name: round((cpu_seconds(pid) - cpu_before[name]) / wall, 2) for name, pid in pids.items()}
             published_at = {r["event_id"]: datetime.fromisoformat(r["first_publish_time"]).timestamp()
                             for r in aggregate(read_lines(workdir / "ledger.jsonl"))}
             deadline = time.time() + 60
@@ -168,6 +183,6 @@ def run(rate: float, minutes: float, slice_s: float = 30.0, ceiling_s: float = 3
             "achieved_rate": round(len(published_at) / wall, 1),
             "missing": len(published_at.keys() - visible.seen.keys()),
             "worst_slice_p99_s": max((s["p99_s"] for s in per_slice), default=None),
-            "slices": per_slice, "emulator_ceiling": ceiling,
-            "instrument": {"poll_s": POLL_S, "queries": visible.queries,
+            "slices": per_slice, "emulator_ceiling": ceiling, "cores_used": cpu,
+            "instrument": {"poll_s": poll_s, "queries": visible.queries,
                            "query_share_of_run": round(visible.query_seconds / max(wall, 1e-9), 3)}}
