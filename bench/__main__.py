@@ -83,9 +83,13 @@ def chart(results: dict, path: Path) -> None:
     ax = axes[1]
     steady = results.get("steady")
     if steady:
-        xs = [s["from_s"] / 60 for s in steady["slices"]]
-        ax.plot(xs, [s["p99_s"] for s in steady["slices"]], marker="o", label="p99 per 30-s slice")
-        ax.plot(xs, [s["p50_s"] for s in steady["slices"]], marker=".", label="p50")
+        seen = [s for s in steady["slices"] if s["p99_s"] is not None]
+        xs = [s["from_s"] / 60 for s in seen]
+        ax.plot(xs, [s["p99_s"] for s in seen], marker="o", label="p99 per 30-s slice")
+        ax.plot(xs, [s["p50_s"] for s in seen], marker=".", label="p50")
+        for s in steady["slices"]:
+            if s["p99_s"] is None:
+                ax.axvspan(s["from_s"] / 60, s["from_s"] / 60 + 0.5, color="red", alpha=0.15)
         ax.axhline(2, color="red", linestyle="--", linewidth=1, label="goal p99 2 s")
         ax.set_xlabel("minutes into the run")
         ax.set_ylabel("publish -> visible in BigQuery (s)")
@@ -179,7 +183,11 @@ def main(argv=None) -> int:
         for column in ("slice from (s)", "events", "p50 s", "p99 s", "max s"):
             t2.add_column(column, justify="right")
         for sl in st["slices"]:
-            t2.add_row(str(int(sl["from_s"])), str(sl["events"]), f"{sl['p50_s']}", f"{sl['p99_s']}", f"{sl['max_s']}")
+            if sl["p99_s"] is None:
+                t2.add_row(str(int(sl["from_s"])), str(sl["events"]), f"{sl['missing']} not seen", "-", "-")
+            else:
+                t2.add_row(str(int(sl["from_s"])), str(sl["events"]), f"{sl['p50_s']}", f"{sl['p99_s']}",
+                           f"{sl['max_s']}")
         console.print(t2)
         console.print("cores used during the run: " + ", ".join(f"{k} {v}" for k, v in st["cores_used"].items()))
         console.print(f"worst slice p99: {st['worst_slice_p99_s']} s (visibility polled every "

@@ -117,10 +117,14 @@ def slices(published_at: dict, seen: dict, slice_s: float) -> list[dict]:
             missing[k] = missing.get(k, 0) + 1
     out = []
     for k in sorted(set(by_slice) | set(missing)):
-        lags = np.array(by_slice.get(k, [0.0]))
+        # A slice with events never seen has no honest percentile: None, with the count missing.
+        lags = np.array(by_slice.get(k) or [np.nan])
+        ok = not missing.get(k)
         out.append({"slice": k, "from_s": k * slice_s, "events": len(by_slice.get(k, [])),
-                    "missing": missing.get(k, 0), "p50_s": round(float(np.percentile(lags, 50)), 2),
-                    "p99_s": round(float(np.percentile(lags, 99)), 2), "max_s": round(float(lags.max()), 2)})
+                    "missing": missing.get(k, 0),
+                    "p50_s": round(float(np.percentile(lags, 50)), 2) if ok else None,
+                    "p99_s": round(float(np.percentile(lags, 99)), 2) if ok else None,
+                    "max_s": round(float(lags.max()), 2) if ok else None})
     return out
 
 
@@ -182,7 +186,8 @@ def run(rate: float, minutes: float, slice_s: float = 30.0, ceiling_s: float = 3
     return {"rate": rate, "minutes": minutes, "published": len(published_at),
             "achieved_rate": round(len(published_at) / wall, 1),
             "missing": len(published_at.keys() - visible.seen.keys()),
-            "worst_slice_p99_s": max((s["p99_s"] for s in per_slice), default=None),
+            "worst_slice_p99_s": (None if any(s["p99_s"] is None for s in per_slice)
+                                  else max((s["p99_s"] for s in per_slice), default=None)),
             "slices": per_slice, "emulator_ceiling": ceiling, "cores_used": cpu,
             "instrument": {"poll_s": poll_s, "queries": visible.queries,
                            "query_share_of_run": round(visible.query_seconds / max(wall, 1e-9), 3)}}
