@@ -137,7 +137,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run(rate: float, minutes: float, slice_s: float = 30.0, ceiling_s: float = 30.0, progress=print,
-        poll_s: float = POLL_S) -> dict:
+        poll_s: float = POLL_S, job_args: tuple = ()) -> dict:
     from common.clients import bigquery_client
     from localrun.process import start_job, wait_until_running
     from localstack import LocalStack
@@ -156,7 +156,7 @@ def run(rate: float, minutes: float, slice_s: float = 30.0, ceiling_s: float = 3
         progress(f"  BigQuery emulator alone: insertAll for {ceiling_s:.0f} s ...")
         ceiling = emulator_ceiling(client, stack.project, ceiling_s)
         progress(f"  BigQuery emulator alone: {ceiling['rows_per_s']:,} rows/s")
-        job = start_job(stack, workdir / "job.log", subscription=SUB, dataset=DATASET, bucket=BUCKET)
+        job = start_job(stack, workdir / "job.log", subscription=SUB, dataset=DATASET, bucket=BUCKET, extra=job_args)
         try:
             wait_until_running(job, workdir / "job.log")
             visible = Visible(client, stack.project, datetime.now(timezone.utc), poll_s).start()
@@ -183,7 +183,7 @@ def run(rate: float, minutes: float, slice_s: float = 30.0, ceiling_s: float = 3
         finally:
             stop_pid(job.pid, timeout=30)
     per_slice = slices(published_at, visible.seen, slice_s)
-    return {"rate": rate, "minutes": minutes, "published": len(published_at),
+    return {"rate": rate, "minutes": minutes, "job_args": list(job_args), "published": len(published_at),
             "achieved_rate": round(len(published_at) / wall, 1),
             "missing": len(published_at.keys() - visible.seen.keys()),
             "worst_slice_p99_s": (None if any(s["p99_s"] is None for s in per_slice)
