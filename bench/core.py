@@ -1,13 +1,12 @@
-"""Throughput of the job's core, on generated events (no I/O services).
+"""Generated events for the benchmarks, and the peak memory of the job's graph.
 
-* `reference`: plain Python on one core, the practical limit: orjson parse, a
-  set for dedup, a Counter per (type, minute). Also the same loop calling the
-  job's own `parse_message` (schema validation), to show its share.
-* `graph`: the job's own transforms (ParseEvents -> DeduplicateEvents ->
-  MinuteFiles to a local folder) on the FnApiRunner,
-  the SDK harness Dataflow workers use, with one worker: events/s per core.
+* `generate`: messages as the simulator publishes them, with its duplicates
+  and malformed messages, written to a file;
+* `graph`: the job's own graph over such a file on the FnApiRunner, one
+  worker, for its peak memory at a given volume (the per-event costs are
+  bench/like.py's).
 
-Run one size per process (`python -m bench.core graph 100000`) so peak memory
+Run one size per process (`python -m bench.core graph PATH`) so peak memory
 (ru_maxrss) belongs to that size alone.
 """
 
@@ -19,7 +18,6 @@ import resource
 import sys
 import tempfile
 import time
-from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import orjson
@@ -51,46 +49,6 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def reference(messages) -> dict:
-    t = time.perf_counter()
-    seen, counts = set(), Counter()
-    for data, attrs in messages:
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(payload, dict):
-            continue
-        # The contract's identity, roughly: enough to count the work of a set lookup.
-        eid = (payload.get("event_type"), payload.get("inventory_id") or payload.get("order_id"),
-               payload.get("status"), payload.get("timestamp"))
-        if eid in seen:
-            continue
-        seen.add(eid)
-        ts = payload.get("updated_at") or payload.get("order_date") or payload.get("timestamp") or ""
-        counts[(payload.get("event_type"), str(ts)[:16])] += 1
-    plain = time.perf_counter() - t
-
-    from pipeline.validation import Limits, Rejected, parse_message
-
-    limits = Limits(max_event_age=None)
-    now = START + timedelta(days=1)
-    t = time.perf_counter()
-    seen, counts = set(), Counter()
-    for data, attrs in messages:
-        try:
-            event = parse_message(data, attrs, None, now=now, limits=limits)
-        except Rejected:
-            continue
-        if event.event_id in seen:
-            continue
-        seen.add(event.event_id)
-        counts[(event.event_type, event.event_time.replace(second=0, microsecond=0))] += 1
-    validated = time.perf_counter() - t
-    n = len(messages)
-    return {"events": n, "plain_events_per_s": round(n / plain), "validated_events_per_s": round(n / validated)}
-
-
 def write_messages(messages, path: str) -> None:
     with open(path, "wb") as fh:
         for data, attrs in messages:
@@ -103,14 +61,9 @@ def graph(source: str) -> dict:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    from bench.like import MemoryTables
     from pipeline.graph import Sinks, build_pipeline
     from pipeline.options import EcommerceOptions
-
-    class NoTables:
-        """The table sink left out: this measures the graph, not BigQuery."""
-
-        def write(self, label, rows, dead_letter_table=False):
-            return rows | label >> beam.Filter(lambda _: False)
 
     tmp = tempfile.mkdtemp(prefix="bench-")
     with open(source, "rb") as fh:
@@ -122,7 +75,7 @@ def graph(source: str) -> dict:
     with beam.Pipeline(runner="FnApiRunner", options=options) as p:
         lines = p | "ReadMessages" >> beam.io.ReadFromText(source)
         decoded = lines | "Decode" >> beam.Map(lambda line: (lambda d: (d["d"].encode(), d["a"]))(orjson.loads(line)))
-        build_pipeline(p, options.view_as(EcommerceOptions), Sinks(tables=NoTables()), messages=decoded,
+        build_pipeline(p, options.view_as(EcommerceOptions), Sinks(tables=MemoryTables()), messages=decoded,
                        clock=lambda: clock)
     elapsed = time.perf_counter() - t
     from pipeline.files import list_files
@@ -145,9 +98,7 @@ def main(argv=None) -> int:
     if mode == "graph":  # graph PATH
         print(json.dumps(graph(argv[1])))
         return 0
-    messages = generate(int(argv[1]))
-    print(json.dumps(reference(messages)))
-    return 0
+    raise SystemExit(f"unknown mode {mode!r}: generate N PATH | graph PATH")
 
 
 if __name__ == "__main__":

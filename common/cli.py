@@ -8,8 +8,9 @@ line on stderr and exit status 2."""
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
+
+from pipeline.suggest import unknown_arguments
 
 
 class Parser(argparse.ArgumentParser):
@@ -21,13 +22,7 @@ class Parser(argparse.ArgumentParser):
         parsed, unknown = self.parse_known_args(args, namespace)
         if unknown:
             known = [s for action in self._actions for s in action.option_strings]
-            problems = []
-            for arg in unknown:
-                name = arg.split("=", 1)[0]
-                close = difflib.get_close_matches(name, known, n=1, cutoff=0.6) if name.startswith("-") else []
-                problems.append(f"unknown option {name}" + (f" (did you mean {close[0]}?)" if close else "")
-                                if name.startswith("-") else f"unexpected argument {arg!r}")
-            self.error("; ".join(problems))
+            self.error("; ".join(unknown_arguments(unknown, known)))
         return parsed
 
 

@@ -11,7 +11,6 @@ run the job with a default.
 from __future__ import annotations
 
 import argparse
-import difflib
 import re
 from datetime import timedelta
 
@@ -20,6 +19,7 @@ from apache_beam.options.pipeline_options import (GoogleCloudOptions, PipelineOp
 
 from pipeline.policy import LatenessPolicy
 from pipeline.retry import DATAFLOW_MAX_WAIT_S
+from pipeline.suggest import unknown_arguments
 from pipeline.validation import Limits
 
 _SUBSCRIPTION_RE = re.compile(r"^projects/[a-z][-a-z0-9]{4,61}[a-z0-9]/subscriptions/[A-Za-z][-A-Za-z0-9._~%+]{2,254}$")
@@ -180,14 +180,5 @@ def parse_options(argv: list[str], prog: str, description: str, hint: dict | Non
     _, unknown = parser.parse_known_args(argv)
     if unknown:
         known = [s for action in parser._actions for s in action.option_strings]
-        problems = []
-        for arg in unknown:
-            name = arg.split("=", 1)[0]
-            if hint and name in hint:
-                problems.append(f"{name}: {hint[name]}")
-                continue
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-            problems.append(f"unknown option {name}" + (f": did you mean {close[0]}?" if close else "")
-                            if name.startswith("-") else f"unexpected argument {arg!r} (options look like --name=value)")
-        raise OptionsError("; ".join(problems) + f" (every option: {prog} --help)")
+        raise OptionsError("; ".join(unknown_arguments(unknown, known, hint)) + f" (every option: {prog} --help)")
     return PipelineOptions(argv)
