@@ -191,8 +191,11 @@ def main(argv=None) -> int:
         console.print(t2)
         console.print("cores used during the run: " + ", ".join(f"{k} {v}" for k, v in st["cores_used"].items()))
         console.print(f"worst slice p99: {st['worst_slice_p99_s']} s (visibility polled every "
-                      f"{st['instrument']['poll_s']} s; the poller's queries took "
-                      f"{st['instrument']['query_share_of_run'] * 100:.1f}% of the run)")
+                      f"{st['instrument']['poll_s']} s; the poller's reads took "
+                      f"{st['instrument']['query_share_of_run'] * 100:.1f}% of the run; rows its cursor "
+                      f"missed: {st['instrument']['cursor_misses']})")
+        console.print(f"the rate is {st['rate'] / st['emulator_ceiling']['rows_per_s'] * 100:.0f}% of the BigQuery "
+                      f"emulator's insertAll ceiling")
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     json_path = RESULTS / f"{stamp}.json"

@@ -10,6 +10,32 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipeline.options import OptionsError
 
 
+# Job options whose default differs on the local runner, unless given on the
+# command line. The BundleBasedDirectRunner visits every key a stateful step
+# has ever held on every bundle (watermark_manager.extract_transform_timers):
+# with the production 16,384 dedup buckets each bundle costs more as the run
+# touches more of them, and at 200 events/s the job falls behind after about
+# 3 minutes (docs/performance.md, section 2). Dataflow keeps timers per key and
+# does not scan, so production keeps its default; a local run remembers far
+# fewer ids (rate x 2 x --dedup_memory_s / 256 stays small at local rates).
+LOCAL_DEFAULTS = {"dedup_buckets": 256}
+
+
+def apply_local_defaults(options: PipelineOptions, argv: list[str]) -> dict:
+    """Set LOCAL_DEFAULTS on the job's options where argv does not give them;
+    returns what was set."""
+    from pipeline.options import EcommerceOptions
+
+    given = {arg.split("=", 1)[0][2:] for arg in argv if arg.startswith("--")}
+    opts = options.view_as(EcommerceOptions)
+    applied = {}
+    for name, value in LOCAL_DEFAULTS.items():
+        if name not in given:
+            setattr(opts, name, value)
+            applied[name] = value
+    return applied
+
+
 class LocalRunOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):

@@ -29,7 +29,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import StandardOptions
 
 from common import clients
-from localrun.options import LocalRunOptions
+from localrun.options import LocalRunOptions, apply_local_defaults
 from pipeline.graph import Sinks, build_pipeline
 from pipeline.launch import configure_logging, preflight
 from pipeline.options import EcommerceOptions, OptionsError, parse_options
@@ -47,6 +47,7 @@ def run(argv=None) -> int:
         options = parse_options(argv, PROG, __doc__)
         if not options.view_as(StandardOptions).runner:
             options.view_as(StandardOptions).runner = "BundleBasedDirectRunner"
+        apply_local_defaults(options, argv)
         opts, local = options.view_as(EcommerceOptions), options.view_as(LocalRunOptions)
         if opts.is_dataflow():
             raise OptionsError("this command runs the job locally; submit to Dataflow with python -m pipeline "

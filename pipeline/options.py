@@ -55,7 +55,8 @@ class EcommerceOptions(PipelineOptions):
                             "stay exact beyond it.")
         g.add_argument("--dedup_buckets", type=int, default=16384,
                        help="Keys the dedup memory is spread over. Size it so that rate x 2 x --dedup_memory_s / "
-                            "buckets stays below about 100 (1,000,000 events/minute: 524288).")
+                            "buckets stays below about 100 (1,000,000 events/minute: 524288). python -m localrun defaults to 256 "
+                            "(the DirectRunner visits every key on each bundle: localrun/options.py).")
         g.add_argument("--num_file_shards", type=int, default=1,
                        help="Writers per minute folder and event type (parallelism of the file write), 1..99.")
         g.add_argument("--max_message_bytes", type=int, default=256 * 1024,

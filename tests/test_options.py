@@ -46,3 +46,20 @@ def test_cli_exits_2_with_a_message(capsys):
     assert run([*GOOD, "--runner=DataflowRunner", "--streaming", "--output_prefix=gs://b/o", "--num_file_shards=700",
                 "--dry_run=True"]) == 2
     assert "--num_file_shards" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, wanted", [
+    ([], 256),                                # the local runner's own default
+    (["--dedup_buckets=4096"], 4096),         # what the command line says wins
+    (["--dedup_buckets", "32"], 32),
+])
+def test_the_local_runner_uses_fewer_dedup_buckets_unless_told(argv, wanted):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from localrun.options import apply_local_defaults
+
+    options = PipelineOptions(argv)
+    apply_local_defaults(options, argv)
+    assert options.view_as(EcommerceOptions).dedup_buckets == wanted
+    # The Dataflow launcher parses the same class without it: production keeps its default.
+    assert PipelineOptions([]).view_as(EcommerceOptions).dedup_buckets == 16384

@@ -151,3 +151,25 @@ def test_paused_service_keeps_its_state_and_answers_after_resume(tmp_path):
         pid = local.gcs.pid
         local.stop()
     assert not pid_alive(pid)
+
+
+def test_inserts_do_not_copy_the_table_for_time_travel(stack):
+    """bqemulator copies the whole table after every insertAll (a time-travel
+    snapshot), which makes each insert cost as much as the table is big; the
+    emulator's start-up hook turns that off (localstack/bq_hook). Seen from a
+    client: no snapshot exists, so FOR SYSTEM_TIME AS OF reads the live table."""
+    from google.cloud import bigquery
+
+    client = bigquery_client(stack.project)
+    table_id = f"{stack.project}.{DATASET}.snapshot_probe"
+    client.create_table(bigquery.Table(table_id, schema=[bigquery.SchemaField("n", "INT64")]))
+    try:
+        assert not client.insert_rows_json(table_id, [{"n": 1}], retry=None)
+        between = list(client.query("SELECT CURRENT_TIMESTAMP() AS t").result())[0].t
+        assert not client.insert_rows_json(table_id, [{"n": 2}], retry=None)
+        as_of = list(client.query(  # (the emulator takes no parameter there)
+            f"SELECT COUNT(*) AS c FROM `{table_id}` FOR SYSTEM_TIME AS OF TIMESTAMP '{between.isoformat()}'"
+        ).result())[0].c
+        assert as_of == 2, "a snapshot was taken after the first insert"
+    finally:
+        client.delete_table(table_id, not_found_ok=True)
