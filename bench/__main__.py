@@ -16,7 +16,7 @@
 Writes bench/results/<timestamp>.json and .png and prints a table.
     python -m bench                          # everything (about 20 minutes on 2 cores)
     python -m bench --quick                  # smaller sizes, 1-minute steady run
-    python -m bench --steady-rate 150 --steady-minutes 10
+    python -m bench --steady-rate 500 --steady-minutes 10
 """
 
 from __future__ import annotations

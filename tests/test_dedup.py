@@ -1,6 +1,6 @@
 """The dedup memory (pipeline.transforms._DedupFn) called directly: how long
 an identity is remembered (processing time, from first sight), duplicates,
-conflicts, seeded identities, and no timer at all."""
+conflicts, seeded identities, one append per new identity, and no timer at all."""
 
 from __future__ import annotations
 
@@ -18,17 +18,30 @@ from tests.helpers import BASE, activity, inventory
 NOW = BASE + timedelta(minutes=1)
 
 
-class FakeState:
-    """A ReadModifyWrite state as the runner gives it: values go through the coder."""
+class FakeBag:
+    """A bag state as the runner gives it: values go through the coder."""
 
     def __init__(self, coder):
-        self.coder, self.value = coder, None
+        self.coder, self.values = coder, []
 
     def read(self):
-        return None if self.value is None else self.coder.decode(self.value)
+        return [self.coder.decode(v) for v in self.values]
 
-    def write(self, value):
-        self.value = self.coder.encode(value)
+    def add(self, value):
+        self.values.append(self.coder.encode(value))
+
+    def clear(self):
+        self.values = []
+
+
+class Memory(FakeBag):
+    """The dedup's state of one bucket."""
+
+    def __init__(self):
+        super().__init__(_DedupFn.MEMORY.coder)
+
+    def entries(self) -> int:
+        return len(self.values)
 
 
 class Clock:
@@ -43,7 +56,11 @@ def accepted(body):
     return Accepted(parse_message(orjson.dumps(body), None, None, now=NOW, limits=Limits()), None, NOW)
 
 
-def run(fn, state, acc):
+def run(fn, state, acc, new_bundle=True):
+    """One element; by default in a bundle of its own, so the memory is read
+    back from state each time (the harder path)."""
+    if new_bundle:
+        fn.start_bundle()
     digest = identity_digest(acc.event.event_type, acc.event.event_id)
     return list(fn.process((0, (digest, acc)), memory=state))
 
@@ -51,7 +68,7 @@ def run(fn, state, acc):
 def test_memory_runs_from_first_sight_for_one_to_two_periods():
     clock = Clock()
     fn = _DedupFn(memory_s=600, clock=clock)
-    state = FakeState(_DedupFn.MEMORY.coder)
+    state = Memory()
     event = accepted(inventory(BASE))
     assert run(fn, state, event) == [event]            # first sight
     clock.now += 599
@@ -67,7 +84,7 @@ def test_a_late_event_is_remembered_from_when_the_job_saw_it():
     as one on time."""
     clock = Clock()
     fn = _DedupFn(memory_s=600, clock=clock)
-    state = FakeState(_DedupFn.MEMORY.coder)
+    state = Memory()
     late = accepted(activity(BASE - timedelta(minutes=5)))
     assert run(fn, state, late) == [late]
     clock.now += 120
@@ -76,7 +93,7 @@ def test_a_late_event_is_remembered_from_when_the_job_saw_it():
 
 def test_a_different_content_under_the_same_identity_is_a_conflict():
     fn = _DedupFn(memory_s=600, clock=Clock())
-    state = FakeState(_DedupFn.MEMORY.coder)
+    state = Memory()
     first = accepted(inventory(BASE))
     second = accepted(inventory(BASE, quantity_change=5))
     assert run(fn, state, first) == [first]
@@ -103,7 +120,7 @@ def test_a_replay_skips_what_bigquery_already_holds():
 
 def test_the_type_is_part_of_the_identity_and_no_timer_is_kept():
     fn = _DedupFn(memory_s=600, clock=Clock())
-    state = FakeState(_DedupFn.MEMORY.coder)
+    state = Memory()
     inv = accepted(inventory(BASE, inventory_id="shared-id"))
     order_like = accepted({**inventory(BASE), "event_type": "inventory", "inventory_id": "shared-id-2"})
     assert run(fn, state, inv) == [inv] and run(fn, state, order_like) == [order_like]
@@ -111,3 +128,17 @@ def test_the_type_is_part_of_the_identity_and_no_timer_is_kept():
     specs = userstate.get_dofn_specs(fn)
     assert specs[1] == set()  # no timers: nothing per event for the runner to scan
     assert DeduplicateEvents(600, buckets=8).buckets == 8
+
+
+def test_within_a_bundle_the_memory_is_read_once_and_each_new_identity_is_one_append():
+    clock = Clock()
+    fn = _DedupFn(memory_s=600, clock=clock)
+    state = Memory()
+    events = [accepted(inventory(BASE, inventory_id=f"id-{i}")) for i in range(5)]
+    fn.start_bundle()
+    assert [out for e in events for out in run(fn, state, e, new_bundle=False)] == events
+    assert [out for e in events for out in run(fn, state, e, new_bundle=False)] == []  # duplicates, same bundle
+    assert state.entries() == 5
+    assert [out for e in events for out in run(fn, state, e)] == []  # and in later bundles
+    clock.now += 1200  # two periods later: forgotten, and the bag rewritten without them
+    assert run(fn, state, events[0]) == [events[0]] and state.entries() == 1
