@@ -1,5 +1,5 @@
 -- 8. Anomaly alerts: every (user, minute of event time) in which the producer
--- published more than @threshold distinct events of one user has exactly one
+-- published more than `threshold` distinct events of one user has exactly one
 -- row in the alerts table, and no other (user, minute) of the run's users has
 -- any. The producer's count is of distinct identities (the job counts after
 -- its dedup) of events that are neither malformed nor conflicting copies.
