@@ -7,11 +7,14 @@
          into an in-memory sink, files into a local folder),
      each on the FnApiRunner (Dataflow's SDK harness), one worker, state cache
      off as on Dataflow; medians of interleaved rounds; (c) / (b) and
-     (c) / ((a) + (b));
+     (c) / ((a) + (b)); (b) and (c) again with --analytics=off, to price the
+     analytics steps;
   2. peak memory of the real graph at growing volumes;
   3. a steady local run (bench/steady.py): the job on the emulators at a fixed
      rate for minutes, p99 publish -> BigQuery per 30-s slice, and the BigQuery
-     emulator's own insertAll ceiling measured alone in the same run.
+     emulator's own insertAll ceiling measured alone in the same run;
+  4. anomaly alerts: detection latency (crossing event published -> alert
+     published) at 100 events/s of background load with bot bursts.
 
 Writes bench/results/<timestamp>.json and .png and prints a table.
     python -m bench                          # everything (about 20 minutes on 2 cores)
@@ -111,7 +114,7 @@ def like_with_like(small: int, large: int, rounds: int, progress) -> dict:
     """Medians of `rounds` interleaved rounds of (a), (b), (c)."""
     import statistics
 
-    runs: dict[str, list] = {"work": [], "floor": [], "graph": []}
+    runs: dict[str, list] = {"work": [], "floor": [], "graph": [], "floor_off": [], "graph_off": []}
     for r in range(rounds):
         for kind in runs:
             progress(f"round {r + 1}/{rounds}: {kind}")
@@ -123,6 +126,7 @@ def like_with_like(small: int, large: int, rounds: int, progress) -> dict:
     out["graph_over_floor"] = round(out["graph"]["us_per_event"] / out["floor"]["us_per_event"], 2)
     out["graph_over_floor_plus_work"] = round(
         out["graph"]["us_per_event"] / (out["floor"]["us_per_event"] + out["work"]["us_per_event"]), 2)
+    out["analytics_cost"] = round(out["graph"]["us_per_event"] / out["graph_off"]["us_per_event"], 2)
     out["sizes"] = [small, large]
     return out
 
@@ -158,6 +162,10 @@ def main(argv=None) -> int:
         from bench.steady import run as steady
 
         results["steady"] = steady(args.steady_rate, minutes, progress=console.print)
+        console.print("4. anomaly alerts: detection latency at 100 events/s with bot bursts")
+        from bench.steady import alert_latency
+
+        results["alerts"] = alert_latency(100.0, 1 if args.quick else 2, progress=console.print)
 
     like = results["like"]
     table = Table(title=f"Per event on one core (FnApiRunner, 1 worker, state cache off; median of {rounds}, "
@@ -166,12 +174,15 @@ def main(argv=None) -> int:
         table.add_column(column, justify="left" if column == "measurement" else "right")
     names = {"work": "(a) the job's per-event work in plain Python",
              "floor": "(b) Beam's floor: the job's shape, empty bodies",
-             "graph": "(c) the job's graph (BigQuery branch in memory, files to disk)"}
+             "graph": "(c) the job's graph (BigQuery branch in memory, files to disk)",
+             "floor_off": "(b) without the analytics steps (--analytics=off)",
+             "graph_off": "(c) without the analytics steps (--analytics=off)"}
     for kind, name in names.items():
         m = like[kind]
         table.add_row(name, f"{m['us_per_event']:.1f}", f"{m['events_per_s']:,}",
-                      f"{m['us_per_event'] / like['floor']['us_per_event']:.2f}x")
+                      f"{m['us_per_event'] / like['floor_off' if kind.endswith('_off') else 'floor']['us_per_event']:.2f}x")
     table.add_row("(c) / ((a) + (b))", "", "", f"{like['graph_over_floor_plus_work']:.2f}x")
+    table.add_row("(c) analytics on / off", "", "", f"{like['analytics_cost']:.2f}x")
     for g in results["graph"]:
         table.add_row(f"real graph, {g['events']:,} events: peak RSS {g['peak_rss_mb']} MB", "", "", "")
     console.print(table)
@@ -196,6 +207,11 @@ def main(argv=None) -> int:
                       f"missed: {st['instrument']['cursor_misses']})")
         console.print(f"the rate is {st['rate'] / st['emulator_ceiling']['rows_per_s'] * 100:.0f}% of the BigQuery "
                       f"emulator's insertAll ceiling")
+    if "alerts" in results:
+        al = results["alerts"]
+        console.print(f"anomaly alerts at {al['rate']:.0f} events/s: {al['alerts']} of {al['expected_alerts']} expected "
+                      f"({al['bursts']} bot bursts); crossing event published -> alert published: p50 {al['p50_s']} s, "
+                      f"p99 {al['p99_s']} s, max {al['max_s']} s")
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     json_path = RESULTS / f"{stamp}.json"

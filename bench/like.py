@@ -4,13 +4,16 @@ floor for a graph of the job's shape, and the job's real graph.
 * (a) `work`: what the job does per event, without Beam: parse and validate
   (`pipeline.validation.parse_message`), dedup by identity (a dict), the
   BigQuery row (`table_row_maker`), the minute folder (the lateness
-  policy's window) and the file line (`line_bytes`). The physical reference.
+  policy's window), the file line (`line_bytes`) and the alerts' count per
+  (user, minute). The physical reference.
 * (b) `floor`: a Beam graph of the job's shape with empty step bodies: the
   same stages, outputs, keys (identity buckets, minute folders), state and
   timers as the job, so what it costs is Beam's machinery alone.
 * (c) `graph`: the job's own graph, built by the same `build_pipeline` the
   launchers use, with its BigQuery branch into an in-memory sink and its file
   branch into a local folder.
+* `floor_off`, `graph_off`: (b) and (c) without the analytics steps
+  (`--analytics=off`), to price them.
 
 (b) and (c) run on the FnApiRunner (the SDK harness Dataflow workers run),
 one worker, fed from memory (no text source). Start-up is excluded: each is
@@ -49,10 +52,11 @@ def work(messages) -> float:
     from pipeline.policy import LatenessPolicy
     from pipeline.transforms import Accepted, table_row_maker
     from pipeline.validation import Limits, Rejected, parse_message
-    from schemas.contract import identity_digest, line_bytes, to_micros
+    from schemas.contract import identity_digest, line_bytes, to_micros, user_of
 
     limits, policy, to_row = Limits(max_event_age=None), LatenessPolicy(), table_row_maker("stream")
     seen: dict = {}
+    per_user: dict = {}
     t = time.perf_counter()
     for data, attrs in messages:
         try:
@@ -64,8 +68,11 @@ def work(messages) -> float:
             continue
         seen[digest] = event.content_hash
         to_row(Accepted(event, None, NOW))
-        policy.window_start_us(to_micros(event.event_time))
+        minute = policy.window_start_us(to_micros(event.event_time))
         line_bytes(event)
+        user = user_of(event.event_type, event.payload)
+        if user is not None:  # the anomaly alerts' count per (user, minute)
+            per_user[(user, minute)] = per_user.get((user, minute), 0) + 1
     return time.perf_counter() - t
 
 
@@ -74,19 +81,19 @@ def _keys(messages):
     folder key, event time), computed before the run so that (b) does no
     per-event work of the job's."""
     from pipeline.validation import Limits, Rejected, parse_message
-    from schemas.contract import identity_digest
+    from schemas.contract import identity_digest, user_of
 
     out = []
     for data, attrs in messages:
         try:
             event = parse_message(data, attrs, None, now=NOW, limits=Limits(max_event_age=None))
         except Rejected:
-            out.append((data, None, None, START.timestamp()))
+            out.append((data, None, None, START.timestamp(), None))
             continue
         digest = identity_digest(event.event_type, event.event_id)
         minute = int(event.event_time.timestamp() // 60) * 60
         out.append((data, int.from_bytes(digest[:4], "big") % 16384, (event.event_type, minute, 0),
-                    event.event_time.timestamp()))
+                    event.event_time.timestamp(), user_of(event.event_type, event.payload)))
     return out
 
 
@@ -96,8 +103,8 @@ def _options(extra=()):
     return PipelineOptions(["--direct_num_workers=1", "--direct_running_mode=in_memory", *extra])
 
 
-def floor_pipeline(p, out_dir: str) -> None:
-    """(b) The job's shape with empty bodies."""
+def floor_pipeline(p, out_dir: str, analytics: bool = True) -> None:
+    """(b) The job's shape with empty bodies (with or without the analytics steps)."""
     import apache_beam as beam
     from apache_beam.coders import FastPrimitivesCoder
     from apache_beam.transforms import userstate
@@ -141,6 +148,23 @@ def floor_pipeline(p, out_dir: str) -> None:
             pending.clear()
             yield (key, len(lines))
 
+    class Bursts(beam.DoFn):  # the anomaly alerts: per-user counts, a timer per new key
+        COUNTS = userstate.ReadModifyWriteStateSpec("counts", FastPrimitivesCoder())
+        RELEASE = userstate.TimerSpec("release", userstate.TimeDomain.WATERMARK)
+
+        def process(self, kv, counts=beam.DoFn.StateParam(COUNTS), release=beam.DoFn.TimerParam(RELEASE)):
+            held = counts.read()
+            if held is None:
+                held = {}
+                release.set(Timestamp(kv[1][2][1] + 240))
+            minute = kv[1][2][1]
+            held[minute] = held.get(minute, 0) + 1
+            counts.write(held)
+
+        @userstate.on_timer(RELEASE)
+        def released(self, counts=beam.DoFn.StateParam(COUNTS)):
+            counts.clear()
+
     class Insert(beam.DoFn):
         def start_bundle(self):
             self.buffer = []
@@ -160,6 +184,10 @@ def floor_pipeline(p, out_dir: str) -> None:
     _ = deduped | "ToTableRows" >> beam.Map(lambda m: m) | "InsertRows" >> beam.ParDo(Insert())
     _ = files | "ToFileRows" >> beam.Map(lambda f: f) | "InsertFileRows" >> beam.ParDo(Insert())
     _ = parsed.dead | "ToDeadLetterRows" >> beam.Map(lambda d: d) | "InsertDeadLetters" >> beam.ParDo(Insert())
+    if analytics:
+        alerts = (deduped | "KeyByUser" >> beam.FlatMap(lambda m: [(m[4], m)] if m[4] else [])
+                  | "CountPerUserMinute" >> beam.ParDo(Bursts()))
+        _ = alerts | "ToAlertRows" >> beam.Map(lambda a: a) | "InsertAlerts" >> beam.ParDo(Insert())
 
 
 class MemoryTables:
@@ -172,33 +200,35 @@ class MemoryTables:
         return rows | label >> beam.Filter(lambda _: False)
 
 
-def graph_pipeline(p, out_dir: str) -> None:
-    """(c) The job's own graph."""
+def graph_pipeline(p, out_dir: str, analytics: bool = True) -> None:
+    """(c) The job's own graph (--analytics on or off)."""
     import apache_beam as beam
 
     from pipeline.graph import Sinks, build_pipeline
     from pipeline.options import EcommerceOptions
 
-    opts = _options([f"--output_prefix={out_dir}", "--max_event_age_days=0", "--project=bench-project"]).view_as(
-        EcommerceOptions)
+    opts = _options([f"--output_prefix={out_dir}", "--max_event_age_days=0", "--project=bench-project",
+                     f"--analytics={'on' if analytics else 'off'}"]).view_as(EcommerceOptions)
     clock = START.timestamp()
     messages = p | "Impulse" >> beam.Impulse() | "Messages" >> beam.FlatMap(_read_source)
     build_pipeline(p, opts, Sinks(tables=MemoryTables()), messages=messages, clock=lambda: clock)
 
 
 def timed(kind: str, messages) -> float:
-    """Seconds to run graph `kind` ('floor' or 'graph') over `messages`."""
+    """Seconds to run graph `kind` ('floor' or 'graph', '_off': without the
+    analytics steps) over `messages`."""
     import apache_beam as beam
 
     global _SOURCE
-    _SOURCE = _keys(messages) if kind == "floor" else list(messages)
+    shape, analytics = kind.removesuffix("_off"), not kind.endswith("_off")
+    _SOURCE = _keys(messages) if shape == "floor" else list(messages)
     out_dir = tempfile.mkdtemp(prefix=f"bench-{kind}-")
-    builder = floor_pipeline if kind == "floor" else graph_pipeline
+    builder = floor_pipeline if shape == "floor" else graph_pipeline
     try:
         gc.collect()
         t = time.perf_counter()
         with beam.Pipeline(runner="FnApiRunner", options=_options()) as p:
-            builder(p, out_dir)
+            builder(p, out_dir, analytics)
         return time.perf_counter() - t
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)

@@ -215,5 +215,92 @@ def run(rate: float, minutes: float, slice_s: float = 30.0, ceiling_s: float = 3
             "worst_slice_p99_s": (None if any(s["p99_s"] is None for s in per_slice)
                                   else max((s["p99_s"] for s in per_slice), default=None)),
             "slices": per_slice, "emulator_ceiling": ceiling, "cores_used": cpu,
-            "instrument": {"poll_s": poll_s, "cursor_misses": cursor_misses, "final_overlap_s": round(visible.overlap_s, 1), "queries": visible.queries,
+            "instrument": {"poll_s": poll_s, "cursor_misses": cursor_misses,
+                           "final_overlap_s": round(visible.overlap_s, 1), "queries": visible.queries,
                            "query_share_of_run": round(visible.query_seconds / max(wall, 1e-9), 3)}}
+
+
+def alert_latency(rate: float = 100.0, minutes: float = 2.0, bursts_per_minute: float = 12.0,
+                  progress=print) -> dict:
+    """Anomaly-alert detection latency at `rate` events/s of background load
+    with bot bursts: from the Pub/Sub publish of the event that crosses the
+    threshold (crossing_publish_time in the alert) to the publish of the alert
+    on the alerts topic (the message's publish time). Both stamps come from
+    the same Pub/Sub emulator clock; the reader's own delay is not in them."""
+    import orjson
+
+    from common.clients import subscriber_client
+    from localrun.process import start_job, wait_until_running
+    from localstack import LocalStack
+    from localstack.services import stop_pid
+    from provision import provision
+    from schemas.contract import ALERT_THRESHOLD, ALERTS_SUBSCRIPTION, minute_of, parse_timestamp
+    from simulator.faults import FaultConfig
+    from simulator.ledger import LedgerWriter, aggregate, read_lines
+    from simulator.runner import Simulator, make_publisher
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
+    stack = LocalStack(workdir=workdir, project="bench-project")
+    latencies: dict[str, float] = {}
+    with stack:
+        stack.apply_env()
+        provision(stack.project, DATASET, TOPIC, SUB, BUCKET)
+        job = start_job(stack, workdir / "job.log", subscription=SUB, dataset=DATASET, bucket=BUCKET)
+        try:
+            wait_until_running(job, workdir / "job.log")
+            sub = subscriber_client()
+            path = sub.subscription_path(stack.project, ALERTS_SUBSCRIPTION)
+
+            def pull_once(wait_s: float = 5) -> None:
+                from google.api_core import exceptions as gexc
+
+                try:
+                    response = sub.pull(request={"subscription": path, "max_messages": 100}, timeout=wait_s)
+                except gexc.DeadlineExceeded:
+                    return
+                for received in response.received_messages:
+                    alert = orjson.loads(received.message.data)
+                    published = received.message.publish_time.timestamp()
+                    crossing = parse_timestamp(alert["crossing_publish_time"]).timestamp()
+                    latencies.setdefault(alert["alert_id"], published - crossing)
+                if response.received_messages:
+                    sub.acknowledge(request={"subscription": path,
+                                             "ack_ids": [m.ack_id for m in response.received_messages]})
+
+            stop = threading.Event()
+
+            def read() -> None:
+                while not stop.is_set():
+                    pull_once()
+
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+            ledger = LedgerWriter(workdir / "ledger.jsonl")
+            faults = FaultConfig(late_fraction=0, duplicate_fraction=0, malformed_fraction=0, conflict_fraction=0,
+                                 extra_field_fraction=0, bot_bursts_per_minute=bursts_per_minute)
+            publisher = make_publisher()
+            sim = Simulator(publisher, publisher.topic_path(stack.project, TOPIC), ledger, "alerts", rate=rate,
+                            faults=faults, seed=17)
+            progress(f"  anomaly alerts: {rate:.0f} events/s with {bursts_per_minute:g} bot bursts a minute for "
+                     f"{minutes:g} minutes ...")
+            stats = sim.run(duration_s=minutes * 60, progress=None)
+            ledger.close()
+            per_user_minute: dict = {}
+            for row in aggregate(read_lines(workdir / "ledger.jsonl")):
+                if row["user_id"] and not row["malformed"] and not row["conflict"]:
+                    key = (row["user_id"], minute_of(parse_timestamp(row["event_time"])))
+                    per_user_minute[key] = per_user_minute.get(key, 0) + 1
+            expected = sum(1 for n in per_user_minute.values() if n > ALERT_THRESHOLD)
+            deadline = time.monotonic() + 60
+            while len(latencies) < expected and time.monotonic() < deadline:
+                time.sleep(0.5)
+            stop.set()
+            reader.join(timeout=15)
+            sub.close()
+        finally:
+            stop_pid(job.pid, timeout=30)
+    values = np.array(sorted(latencies.values()) or [np.nan])
+    return {"rate": rate, "minutes": minutes, "bursts": stats.bot_bursts, "expected_alerts": expected,
+            "alerts": len(latencies),
+            "p50_s": round(float(np.percentile(values, 50)), 3), "p99_s": round(float(np.percentile(values, 99)), 3),
+            "max_s": round(float(values.max()), 3)}

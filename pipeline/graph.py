@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import apache_beam as beam
 
+from pipeline.alerts import DetectBursts, PublishAlerts, alert_table_row
 from pipeline.bigquery_sink import BigQueryTables
 from pipeline.clients import bigquery_client, storage_client
 from pipeline.files import FileWriter
@@ -35,16 +36,19 @@ class JobOutputs:
     dead_letters: beam.PCollection  # dead-letter rows (parse/validate + refused inserts)
     conflicts: beam.PCollection     # conflicts-table rows (dedup memory and minute folders)
     files: beam.PCollection         # FileRecord per file written
+    alerts: beam.PCollection | None = None  # Alert per (user, minute) burst (--analytics=on)
 
 
 @dataclass
 class Sinks:
     """Where the job writes. `tables.write(label, rows, dead_letter_table)`
     returns the dead letters of refused rows (`BigQueryTables` in
-    production); `files` writes the minute folders."""
+    production); `files` writes the minute folders; `alerts(pcoll)`, when
+    given, publishes the alerts (the alerts topic in production)."""
 
     tables: object
     files: FileWriter = field(default_factory=FileWriter)
+    alerts: object = None
 
     @classmethod
     def production(cls, opts: EcommerceOptions, bigquery_client_factory=bigquery_client,
@@ -52,8 +56,10 @@ class Sinks:
         """BigQuery through insertAll and files through the official storage
         client; a local run passes the local stack's client factories."""
         project, wait = opts.table_project(), opts.outage_wait_s()
+        topic = opts.alerts_topic_path()
         return cls(tables=BigQueryTables(project, opts.dataset, opts.bq_batch_size, bigquery_client_factory, wait),
-                   files=FileWriter(project, storage_client_factory, wait))
+                   files=FileWriter(project, storage_client_factory, wait),
+                   alerts=lambda alerts: alerts | "PublishAlerts" >> PublishAlerts(topic))
 
 
 def read_messages(pipeline: beam.Pipeline, opts: EcommerceOptions) -> beam.PCollection:
@@ -106,7 +112,15 @@ def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, sinks: Sinks
         sinks.tables.write("WriteConflicts", conflicts | "ToConflictRows" >> beam.Map(to_conflict_rows)),
         sinks.tables.write("WriteFilesWritten", written.files | "ToFileRows" >> beam.Map(_file_row)),
     ]
+    alerts = None
+    if opts.analytics_on():
+        # Analytics hang off the deduplicated trunk: each event counted once.
+        alerts = events | "DetectBursts" >> DetectBursts(opts.alert_threshold, opts.lateness())
+        refused.append(sinks.tables.write("WriteAlerts", alerts | "ToAlertRows" >> beam.Map(alert_table_row)))
+        if sinks.alerts is not None:
+            sinks.alerts(alerts)
     dead_letters = (parsed.dead_letter, *refused) | "AllDeadLetters" >> beam.Flatten()
     sinks.tables.write("WriteDeadLetterTable", dead_letters | "ToDeadLetterRows" >> beam.Map(to_dead_letter_rows),
                        dead_letter_table=True)
-    return JobOutputs(events=events, dead_letters=dead_letters, conflicts=conflicts, files=written.files)
+    return JobOutputs(events=events, dead_letters=dead_letters, conflicts=conflicts, files=written.files,
+                      alerts=alerts)

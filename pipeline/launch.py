@@ -20,7 +20,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
 
 from pipeline.options import EcommerceOptions, OptionsError, parse_options
-from schemas import CONFLICTS_TABLE, DEAD_LETTER_TABLE, FILES_WRITTEN_TABLE, event_specs
+from schemas import ALERTS_TABLE, CONFLICTS_TABLE, DEAD_LETTER_TABLE, FILES_WRITTEN_TABLE, event_specs
 
 _log = logging.getLogger(__name__)
 PROG = "python -m pipeline"
@@ -74,10 +74,24 @@ def preflight(opts: EcommerceOptions, bigquery_client_factory, storage_client_fa
             return [f"cannot reach Pub/Sub to check {opts.subscription}: {type(exc).__name__}: {exc}"[:300]]
         return []
 
+    def alerts_topic() -> list[str]:
+        if not opts.analytics_on():
+            return []
+        topic = opts.alerts_topic_path()
+        try:
+            pub = pubsub_v1.PublisherClient()
+            pub.get_topic(request={"topic": topic}, timeout=5, retry=None)
+        except gexc.NotFound:
+            return [f"Pub/Sub topic {topic} does not exist (run provisioning, or --analytics=off)"]
+        except Exception as exc:  # noqa: BLE001
+            return [f"cannot reach Pub/Sub to check {topic}: {type(exc).__name__}: {exc}"[:300]]
+        return []
+
     def tables() -> list[str]:
         bq, out = bigquery_client_factory(project), []
-        for table in [spec.name for spec in event_specs().values()] + [DEAD_LETTER_TABLE, CONFLICTS_TABLE,
-                                                                          FILES_WRITTEN_TABLE]:
+        wanted = [spec.name for spec in event_specs().values()] + [DEAD_LETTER_TABLE, CONFLICTS_TABLE,
+                                                                   FILES_WRITTEN_TABLE]
+        for table in wanted + ([ALERTS_TABLE] if opts.analytics_on() else []):
             try:
                 bq.get_table(f"{project}.{opts.dataset}.{table}", timeout=5, retry=None)
             except gexc.NotFound:
@@ -98,9 +112,9 @@ def preflight(opts: EcommerceOptions, bigquery_client_factory, storage_client_fa
             return [f"cannot reach Cloud Storage to check gs://{name}: {type(exc).__name__}: {exc}"[:300]]
         return []
 
-    # The three services at once: an unreachable one costs its 5 s timeout once, not three times.
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        missing = [line for found in pool.map(lambda check: check(), (subscription, tables, bucket))
+    # The services at once: an unreachable one costs its 5 s timeout once, not once per check.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        missing = [line for found in pool.map(lambda check: check(), (subscription, alerts_topic, tables, bucket))
                    for line in found]
     if missing:
         raise OptionsError("missing resources:\n  - " + "\n  - ".join(missing))

@@ -21,8 +21,10 @@ from pipeline.policy import LatenessPolicy
 from pipeline.retry import DATAFLOW_MAX_WAIT_S
 from pipeline.suggest import unknown_arguments
 from pipeline.validation import Limits
+from schemas.contract import ALERT_THRESHOLD
 
 _SUBSCRIPTION_RE = re.compile(r"^projects/[a-z][-a-z0-9]{4,61}[a-z0-9]/subscriptions/[A-Za-z][-A-Za-z0-9._~%+]{2,254}$")
+_TOPIC_RE = re.compile(r"^projects/[a-z][-a-z0-9]{4,61}[a-z0-9]/topics/[A-Za-z][-A-Za-z0-9._~%+]{2,254}$")
 _PROJECT_RE = re.compile(r"^[a-z][-a-z0-9]{4,61}[a-z0-9]$")
 _DATASET_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 
@@ -74,6 +76,13 @@ class EcommerceOptions(PipelineOptions):
                        help="on: Dataflow's watermark follows the event_time attribute (only for producers that "
                             "always set it: the connector fails every message without it). off (default): the "
                             "watermark follows publish time and each event is stamped with its body's event time.")
+        g.add_argument("--analytics", default="on", choices=["on", "off"],
+                       help="on (default): the streaming analytics run on the event trunk (anomaly alerts to the "
+                            "alerts table and topic). off: events, files, dead letters and conflicts only.")
+        g.add_argument("--alert_threshold", type=int, default=ALERT_THRESHOLD,
+                       help="An alert when one user has more than this many events in one minute of event time.")
+        g.add_argument("--alerts_topic", default=None,
+                       help="Pub/Sub topic of the alerts (default: projects/<project>/topics/backend-alerts-topic).")
         g.add_argument("--skip_preflight", action="store_true",
                        help="Do not check that the subscription, tables and bucket exist before starting.")
 
@@ -93,6 +102,14 @@ class EcommerceOptions(PipelineOptions):
         lasts on a local run (one worker, nobody else retries), a bounded
         time on Dataflow (then the runner retries the bundle)."""
         return DATAFLOW_MAX_WAIT_S if self.is_dataflow() else None
+
+    def alerts_topic_path(self) -> str:
+        from schemas.contract import ALERTS_TOPIC
+
+        return self.alerts_topic or f"projects/{self.table_project()}/topics/{ALERTS_TOPIC}"
+
+    def analytics_on(self) -> bool:
+        return self.analytics == "on"
 
     def table_project(self) -> str:
         return self.bq_project or self.view_as(GoogleCloudOptions).project
@@ -137,6 +154,10 @@ class EcommerceOptions(PipelineOptions):
             problems.append("--max_message_bytes must be between 1024 and 10485760 (Pub/Sub's own limit)")
         if not 1 <= self.bq_batch_size <= 10000:
             problems.append("--bq_batch_size must be between 1 and 10000 (insertAll limit)")
+        if self.alert_threshold < 1:
+            problems.append("--alert_threshold must be at least 1")
+        if self.alerts_topic and not _TOPIC_RE.match(self.alerts_topic):
+            problems.append(f"--alerts_topic {self.alerts_topic!r} must look like projects/<project>/topics/<name>")
         if self.max_event_age_days < 0:
             problems.append("--max_event_age_days must be >= 0")
         if self.pubsub_id_label == "on" and not self.is_dataflow():

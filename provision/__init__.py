@@ -20,6 +20,7 @@ from pathlib import Path
 from common.clients import bigquery_client, publisher_client, storage_client, subscriber_client
 from schemas import table_specs
 from schemas.bigquery import api_schema, generated_views
+from schemas.contract import ALERTS_SUBSCRIPTION, ALERTS_TOPIC
 
 
 _log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ VIEWS_DIR = ROOT / "ddl" / "views"
 TABLES_DIR = ROOT / "ddl" / "tables"
 # Views depend on each other: the dedup views first.
 # The views generated from the schemas first: the hand-written ones build on the dedup views.
-VIEW_ORDER = [Path(name).stem for name in generated_views()] + ["orders_current", "inventory_stock"]
+VIEW_ORDER = [Path(name).stem for name in generated_views()] + ["orders_current", "inventory_stock", "alerts_current"]
 
 
 def substitute(sql: str, project: str, dataset: str) -> str:
@@ -179,6 +180,7 @@ def ensure_bucket(project: str, bucket: str, location: str = "US") -> None:
 def provision(project: str, dataset: str, topic: str, subscription: str, bucket: str | None,
               tables_via: str = "api", location: str = "US") -> dict:
     ensure_pubsub(project, topic, subscription)
+    ensure_pubsub(project, ALERTS_TOPIC, ALERTS_SUBSCRIPTION)  # the job's alerts, and a subscription to read them
     bq = bigquery_client(project)
     ensure_dataset(bq, project, dataset, location)
     tables = ensure_tables_api(bq, project, dataset) if tables_via == "api" else ensure_tables_ddl(bq, project, dataset)

@@ -18,7 +18,7 @@ from pathlib import Path
 from provision import substitute
 from reconcile.files import FileInventory, scan
 from schemas import event_specs
-from schemas.contract import minute_of, parse_timestamp, stored_content_hash
+from schemas.contract import ALERT_THRESHOLD, minute_of, parse_timestamp, stored_content_hash
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql" / "reconcile"
 FAR_PAST = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -31,6 +31,7 @@ class Scope:
     run_id: str = ""
     start: datetime = FAR_PAST
     end: datetime = FAR_FUTURE
+    alert_threshold: int = ALERT_THRESHOLD  # what the job ran with (--alert_threshold)
 
 
 @dataclass
@@ -65,7 +66,9 @@ def query_config(params: dict):
 
     out = []
     for name, value in params.items():
-        if isinstance(value, list):
+        if isinstance(value, int) and not isinstance(value, bool):
+            out.append(bigquery.ScalarQueryParameter(name, "INT64", value))
+        elif isinstance(value, list):
             out.append(bigquery.ArrayQueryParameter(name, "STRING", value))
         elif isinstance(value, datetime):
             out.append(bigquery.ScalarQueryParameter(name, "TIMESTAMP", value))
@@ -86,7 +89,10 @@ def query(client, sql: str, params: dict | None = None) -> list[dict]:
 
 def run_sql(client, name: str, project: str, dataset: str, scope: Scope) -> list[dict]:
     sql = substitute((SQL_DIR / name).read_text(), project, dataset)
-    rows = query(client, sql, {"run_id": scope.run_id, "start": scope.start, "end": scope.end})
+    params = {"run_id": scope.run_id, "start": scope.start, "end": scope.end}
+    if "@threshold" in sql:
+        params["threshold"] = scope.alert_threshold
+    rows = query(client, sql, params)
     # sample_* columns hold every offending id (LIMIT inside ARRAY_AGG is not
     # portable to the emulator); five are enough for a report.
     return [{k: (_jsonable(v)[:5] if k.startswith("sample_") and isinstance(v, list) else _jsonable(v))
@@ -239,6 +245,8 @@ def run_all(client, project: str, dataset: str, output_prefix: str | None, scope
                     run_sql(client, "06_malformed.sql", project, dataset, scope)),
         CheckResult("conflicts", "7. Conflicting copies in the conflicts table, the stored copy one of them",
                     run_sql(client, "07_conflicts.sql", project, dataset, scope)),
+        CheckResult("alerts", f"8. Anomaly alerts: one per (user, minute) with more than {scope.alert_threshold} "
+                              "events, no other", run_sql(client, "08_alerts.sql", project, dataset, scope)),
         content,
     ])
     good = _good(ledger)

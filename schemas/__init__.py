@@ -44,6 +44,7 @@ class TableSpec:
     description: str
     event_type: str | None = None
     event_time_fields: tuple[str, ...] = ()
+    user_field: str | None = None  # the field naming the person acting (users and customers share ids)
 
     @property
     def payload_fields(self) -> list[dict]:
@@ -63,7 +64,7 @@ def _strip_annotations(schema):
     """Return the schema without the project's extra keys (fastavro ignores
     most unknown keys, but keeping the parsed schema pure Avro is cheap)."""
     extra = {"format", "minimum", "maximum", "minLength", "bq_type", "extension",
-             "event_type", "event_time_fields", "identity", "bigquery"}
+             "event_type", "event_time_fields", "identity", "bigquery", "user_field"}
     if isinstance(schema, dict):
         return {k: _strip_annotations(v) for k, v in schema.items() if k not in extra}
     if isinstance(schema, list):
@@ -86,6 +87,7 @@ def event_spec_from(avro: dict) -> TableSpec:
         description=bq["description"],
         event_type=avro["event_type"],
         event_time_fields=tuple(avro["event_time_fields"]),
+        user_field=avro.get("user_field"),
     )
 
 
@@ -133,3 +135,4 @@ DEAD_LETTER_TABLE = "dead_letter"
 CONFLICTS_TABLE = "conflicts"
 FILES_WRITTEN_TABLE = "files_written"
 LEDGER_TABLE = "producer_ledger"
+ALERTS_TABLE = "alerts"

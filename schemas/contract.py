@@ -61,6 +61,10 @@ from schemas import TableSpec, event_specs
 # -- Pub/Sub: names from the brief, attributes are optional hints -----------------------
 TOPIC = "backend-events-topic"
 SUBSCRIPTION = "backend-events-topic-sub"
+ALERTS_TOPIC = "backend-alerts-topic"             # the job publishes anomaly alerts here
+ALERTS_SUBSCRIPTION = "backend-alerts-topic-sub"  # provisioned for consumers (and the tests)
+ATTR_ALERT_ID = "alert_id"                         # on each alert message: one per (user, minute)
+ALERT_THRESHOLD = 100  # seed 003: "more than 100 events from one user in one minute" (--alert_threshold)
 ATTR_EVENT_TYPE = "event_type"
 ATTR_EVENT_ID = "event_id"
 ATTR_EVENT_TIME = "event_time"
@@ -371,6 +375,16 @@ def split_body(body: dict) -> tuple[dict, object, object]:
         return body, None, None
     payload = {k: v for k, v in body.items() if k != BODY_EVENT_TYPE and k != BODY_EVENT_ID}
     return payload, body.get(BODY_EVENT_TYPE), body.get(BODY_EVENT_ID)
+
+
+def user_of(event_type: str, payload: dict) -> str | None:
+    """The user an event belongs to: the field its schema names `user_field`
+    (user_activity.user_id, order.customer_id: one id space). None for an
+    event type without one (inventory) or an empty value."""
+    spec = event_specs().get(event_type)
+    field = spec.user_field if spec else None
+    user = payload.get(field) if field else None
+    return user if isinstance(user, str) and user else None
 
 
 def identity_digest(event_type: str, event_id: str) -> bytes:

@@ -75,6 +75,9 @@ def build_parser() -> Parser:
     p.add_argument("--far-late-fraction", type=float, default=0.0,
                    help="events back-dated beyond the job's allowed lateness")
     p.add_argument("--far-late-delay", type=float, default=330.0, help="how far back, seconds (plus up to 30)")
+    p.add_argument("--bot-bursts-per-minute", type=float, default=0.0,
+                   help="bursts from one user (anomaly alerts must fire for each), per minute on average")
+    p.add_argument("--bot-burst-size", type=int, default=120, help="events in one burst (the job alerts above 100)")
     p.add_argument("--time-scale", type=float, default=1.0, help="<1 speeds up order lifecycles")
     p.add_argument("--load-ledger-dataset", default=None, help="load the ledger into <dataset>.producer_ledger at the end")
     p.add_argument("--quiet", action="store_true", help="no progress display")
@@ -91,6 +94,7 @@ def main(argv=None) -> int:
                          duplicate_fraction=args.duplicate_fraction, conflict_fraction=args.conflict_fraction,
                          malformed_fraction=args.malformed_fraction, extra_field_fraction=args.extra_field_fraction,
                          far_late_fraction=args.far_late_fraction, far_late_delay_s=args.far_late_delay,
+                         bot_bursts_per_minute=args.bot_bursts_per_minute, bot_burst_size=args.bot_burst_size,
                          attributes=args.attributes)
     try:
         faults.validate()

@@ -22,7 +22,7 @@ from datetime import timedelta
 import orjson
 
 from schemas.contract import (ATTR_EVENT_ID, ATTR_EVENT_TIME, ATTR_EVENT_TYPE, BODY_EVENT_TYPE, canonicalize,
-                              format_timestamp, split_body)
+                              format_timestamp, split_body, user_of)
 from simulator.world import Generated
 
 MALFORMED_KINDS = ["invalid_json", "missing_field", "wrong_type", "bad_enum", "bad_timestamp", "unknown_event_type",
@@ -47,6 +47,8 @@ class FaultConfig:
     far_late_delay_s: float = 330.0  # beyond the job's default allowed lateness
     oversized_bytes: int = 300 * 1024
     attributes: bool = False  # publish the optional event_type / event_id / event_time attributes
+    bot_bursts_per_minute: float = 0.0  # bursts of bot_burst_size events from one user in one instant
+    bot_burst_size: int = 120            # more than the job's default alert threshold (100)
 
     def validate(self) -> None:
         for name in ("late_fraction", "duplicate_fraction", "conflict_fraction", "malformed_fraction",
@@ -56,6 +58,10 @@ class FaultConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be between 0 and 1, got {value}")
         if self.late_fraction + self.far_late_fraction > 1:
             raise ValueError("--late-fraction + --far-late-fraction must not exceed 1")
+        if self.bot_bursts_per_minute < 0:
+            raise ValueError("--bot-bursts-per-minute must be >= 0")
+        if self.bot_burst_size < 1:
+            raise ValueError("--bot-burst-size must be at least 1")
         if not 0 <= self.late_min_s <= self.late_max_s:
             raise ValueError("--late-min must be >= 0 and <= --late-max")
 
@@ -83,6 +89,8 @@ class Plan:
     far_late: bool = False
     conflict: bool = False
     extra_fields: list[str] = field(default_factory=list)
+    user_id: str | None = None  # whose event it is (schemas.contract.user_of): the alerts are checked by it
+    bot: bool = False           # part of a burst published on purpose (the anomaly alerts must fire)
 
 
 def _set_path(payload: dict, dotted: str, value) -> None:
@@ -178,7 +186,8 @@ def _valid_plan(event_type: str, payload: dict, data: bytes, explicit_id: str | 
     event = canonicalize(event_type, payload, explicit_id)  # the contract's identity and content hash
     return Plan(event_type=event_type, event_time=format_timestamp(event.event_time), messages=messages,
                 intended_delay_s=round(intended, 3), payload_sha256=hashlib.sha256(data).hexdigest(),
-                event_id=event.event_id, content_hash=event.content_hash, **facts)
+                event_id=event.event_id, content_hash=event.content_hash, user_id=user_of(event_type, payload),
+                **facts)
 
 
 def plan_of_body(data: bytes) -> Plan:
@@ -186,6 +195,16 @@ def plan_of_body(data: bytes) -> Plan:
     so that it is recorded in the ledger like the simulator's own."""
     payload, event_type, _ = split_body(orjson.loads(data))
     return _valid_plan(event_type, payload, data, None, [Message(data, {}, 0.0)], 0.0)
+
+
+def bot_plan(gen: Generated, cfg: FaultConfig, explicit_id: str | None = None) -> Plan:
+    """One event of a bot burst: published at once, once, well formed (the
+    burst itself is the fault), marked `bot` in the ledger."""
+    event_time = format_timestamp(gen.event_time)
+    data = orjson.dumps(_body(gen, gen.payload))
+    attributes = _attributes(cfg, gen.event_type, explicit_id if cfg.attributes else None, event_time)
+    return _valid_plan(gen.event_type, gen.payload, data, explicit_id if cfg.attributes else None,
+                       [Message(data, attributes, 0.0)], 0.0, bot=True)
 
 
 def plan(gen: Generated, cfg: FaultConfig, rng: random.Random, explicit_id: str | None = None) -> list[Plan]:

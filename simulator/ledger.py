@@ -36,7 +36,7 @@ class LedgerWriter:
             "event_time": plan.event_time, "content_hash": plan.content_hash, "payload_sha256": plan.payload_sha256,
             "publish_time": publish_time, "copy": copy_no, "intended_delay_s": plan.intended_delay_s,
             "malformed": plan.malformed, "malformed_kind": plan.malformed_kind, "far_late": plan.far_late,
-            "conflict": plan.conflict, "extra_fields": plan.extra_fields,
+            "conflict": plan.conflict, "extra_fields": plan.extra_fields, "user_id": plan.user_id, "bot": plan.bot,
         })
 
     def close(self) -> None:
@@ -71,6 +71,7 @@ def aggregate(lines: list[dict]) -> list[dict]:
                 "intended_delay_s": line["intended_delay_s"], "copies": 0, "malformed": line["malformed"],
                 "malformed_kind": line.get("malformed_kind"), "far_late": line.get("far_late", False),
                 "conflict": line.get("conflict", False), "extra_fields": line.get("extra_fields", []),
+                "user_id": line.get("user_id"), "bot": line.get("bot", False),
             }
         row["publish_times"].append(line["publish_time"])
         row["copies"] += 1

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from schemas.contract import format_timestamp
-from simulator.faults import FaultConfig, Plan, plan
+from simulator.faults import FaultConfig, Plan, bot_plan, plan
 from simulator.ledger import LedgerWriter
 from simulator.world import World
 
@@ -46,6 +46,7 @@ class Stats:
     extra_fields: int = 0
     late: int = 0
     far_late: int = 0
+    bot_bursts: int = 0
     pending: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -54,7 +55,7 @@ class Stats:
         return (f"generated {self.generated} | published {self.published} ({self.published / elapsed:.1f}/s) | "
                 f"held back {self.pending} | late {self.late} | far late {self.far_late} | "
                 f"duplicates {self.duplicates} | conflicts {self.conflicts} | malformed {self.malformed} | "
-                f"unknown fields {self.extra_fields} | failed {self.failed}")
+                f"unknown fields {self.extra_fields} | bot bursts {self.bot_bursts} | failed {self.failed}")
 
 
 class Simulator:
@@ -88,6 +89,10 @@ class Simulator:
         plans = plan(self.world.next_event(event_type, now), self.faults, self.rng,
                      explicit_id=self.world.new_event_id() if self.faults.attributes else None)
         self.stats.generated += 1
+        if self.faults.bot_bursts_per_minute and self.rng.random() < self.faults.bot_bursts_per_minute / (60 * self.rate):
+            plans = plans + [bot_plan(gen, self.faults, self.world.new_event_id() if self.faults.attributes else None)
+                             for gen in self.world.bot_burst(now, self.faults.bot_burst_size)]
+            self.stats.bot_bursts += 1
         mono = time.monotonic()
         for p in plans:
             self.stats.malformed += p.malformed

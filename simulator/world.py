@@ -165,6 +165,23 @@ class World:
                 "warehouse_id": warehouse, "quantity_change": change, "reason": reason,
                 "timestamp": format_timestamp(now)}
 
+    def bot_burst(self, now: datetime, size: int) -> list[Generated]:
+        """`size` product views from one user within the same instant (each a
+        microsecond apart, so each is its own event): a scraper or a fraud
+        bot, what the job's anomaly alerts are for."""
+        user = self.rng.choice(self.customers)
+        session_id, platform = self._new_id(), "web"
+        burst = []
+        for i in range(size):
+            t = now - timedelta(microseconds=i)
+            metadata = {"session_id": session_id, "platform": platform}
+            if not self.strict_brief:
+                metadata["product_id"] = self.rng.choice(self.products)["product_id"]
+            payload = {"user_id": user, "activity_type": "view_product", "ip_address": "203.0.113.7",
+                       "user_agent": "python-requests/2.32", "timestamp": format_timestamp(t), "metadata": metadata}
+            burst.append(Generated("user_activity", payload, t))
+        return burst
+
     def _activity(self, now: datetime) -> dict:
         if len(self.sessions) < 20 or self.rng.random() < 0.2:
             user = self.rng.choice(self.customers)

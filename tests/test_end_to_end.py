@@ -133,17 +133,19 @@ def completed_run(stack, job, tmp_path_factory):
     ledger = LedgerWriter(ledger_path)
     faults = FaultConfig(late_fraction=0.15, late_min_s=20, late_max_s=40, duplicate_fraction=0.08,
                          duplicate_max_gap_s=20, conflict_fraction=0.06, malformed_fraction=0.05,
-                         extra_field_fraction=0.05, far_late_fraction=0.03)
+                         extra_field_fraction=0.05, far_late_fraction=0.03, bot_bursts_per_minute=40,
+                         bot_burst_size=110)
     sim = Simulator(publisher, publisher.topic_path(stack.project, TOPIC), ledger, RUN_ID, rate=60,
                     faults=faults, seed=11, time_scale=0.05)
     stats = sim.run(count=240)
     ledger.close()
     assert stats.failed == 0 and stats.published >= 240
     loaded = load_to_bigquery(ledger_path, stack.project, DATASET)
-    assert loaded == 240 + stats.conflicts
+    assert loaded == 240 + stats.conflicts + stats.bot_bursts * faults.bot_burst_size
     outcome = wait_until_passed(bigquery_client(stack.project), stack.project, DATASET, PREFIX, Scope(RUN_ID), 240,
                                 keep_waiting=lambda: job["proc"].poll() is None)
-    return {"outcome": outcome, "stats": stats, "log": Path(job["log"]).read_text()}
+    return {"outcome": outcome, "stats": stats, "log": Path(job["log"]).read_text(),
+            "bots": stats.bot_bursts * faults.bot_burst_size}
 
 
 def _by_name(outcome):
@@ -155,10 +157,18 @@ def test_everything_arrives_once_where_its_event_time_says(completed_run, stack)
     failing = {r.name: r.rows for r in outcome["results"] if not r.passed}
     assert not failing, f"{failing}\n{completed_run['log'][-3000:]}"
     checks = _by_name(outcome)
-    assert outcome["ledger_events"] == 240 + stats.conflicts
+    assert outcome["ledger_events"] == 240 + stats.conflicts + completed_run["bots"]
     # The run really exercised every fault.
     assert stats.late and stats.duplicates and stats.malformed and stats.far_late and stats.conflicts
-    assert stats.extra_fields
+    assert stats.extra_fields and stats.bot_bursts
+    alerts = checks["alerts"].rows[0]
+    assert alerts["expected_alerts"] == alerts["fired_once"] == stats.bot_bursts
+    # ... and the same alerts went to the alerts topic, each once.
+    stored = {r["alert_id"] for r in query(
+        bigquery_client(stack.project), f"SELECT alert_id FROM `{stack.project}.{DATASET}.alerts` WHERE user_id IN "
+        f"(SELECT user_id FROM `{stack.project}.{DATASET}.producer_ledger` WHERE run_id = @run AND bot)",
+        {"run": RUN_ID})}
+    assert sorted(_pull_alert_ids(stack, len(stored))) == sorted(stored)
     assert sum(r["dead_lettered"] for r in checks["malformed"].rows) == stats.malformed
     assert sum(r["found"] for r in checks["conflicts"].rows) == stats.conflicts
     assert sum(r["published_more_than_once"] for r in checks["duplicates"].rows) > 0
@@ -176,6 +186,23 @@ def test_everything_arrives_once_where_its_event_time_says(completed_run, stack)
     for r in rows:
         assert rank[r["current_status"]] >= rank[r["status"]]
     assert "on_time file" in completed_run["log"] and "late file" in completed_run["log"]
+
+
+def _pull_alert_ids(stack, wanted: int, timeout_s: float = 60) -> list[str]:
+    from common.clients import subscriber_client
+    from schemas.contract import ALERTS_SUBSCRIPTION, ATTR_ALERT_ID
+
+    sub = subscriber_client()
+    path = sub.subscription_path(stack.project, ALERTS_SUBSCRIPTION)
+    ids, deadline = [], time.monotonic() + timeout_s
+    while len(ids) < wanted and time.monotonic() < deadline:
+        response = sub.pull(request={"subscription": path, "max_messages": 100}, timeout=10)
+        for received in response.received_messages:
+            ids.append(received.message.attributes[ATTR_ALERT_ID])
+        if response.received_messages:
+            sub.acknowledge(request={"subscription": path, "ack_ids": [m.ack_id for m in response.received_messages]})
+    sub.close()
+    return ids
 
 
 def _range_of(stack):
@@ -253,6 +280,24 @@ def test_each_sql_check_catches_its_fault(completed_run, stack):
     run(f"DELETE FROM {t('conflicts')} WHERE event_id = (SELECT ANY_VALUE(event_id) FROM {t('producer_ledger')} "
         "WHERE run_id = @run AND conflict)", {"run": RUN_ID})
     assert "conflicts" in failing()
+    # Alerts: one that never fired, one that fired twice, one nobody earned.
+    assert "alerts" not in failing()
+    alert = query(client, f"SELECT alert_id, user_id FROM {t('alerts')} ORDER BY alert_id LIMIT 1")[0]
+    run(f"CREATE TABLE {t('alert_copy')} AS SELECT * FROM {t('alerts')} WHERE alert_id = @id", {"id": alert["alert_id"]})
+    run(f"DELETE FROM {t('alerts')} WHERE alert_id = @id", {"id": alert["alert_id"]})
+    assert "alerts" in failing()
+    run(f"INSERT INTO {t('alerts')} SELECT * FROM {t('alert_copy')} UNION ALL SELECT * FROM {t('alert_copy')}")
+    assert "alerts" in failing()
+    run(f"DELETE FROM {t('alerts')} WHERE alert_id = @id", {"id": alert["alert_id"]})
+    run(f"INSERT INTO {t('alerts')} SELECT * FROM {t('alert_copy')}")
+    assert "alerts" not in failing()
+    quiet_user = query(client, f"SELECT user_id FROM {t('producer_ledger')} WHERE run_id = @run AND NOT bot "
+                               "AND user_id IS NOT NULL LIMIT 1", {"run": RUN_ID})[0]["user_id"]
+    run(f"INSERT INTO {t('alerts')} SELECT * REPLACE ('false-alarm' AS alert_id, @user AS user_id) "
+        f"FROM {t('alert_copy')}", {"user": quiet_user})
+    assert "alerts" in failing()
+    run(f"DELETE FROM {t('alerts')} WHERE alert_id = 'false-alarm'")
+    run(f"DROP TABLE {t('alert_copy')}")
     # An empty scope proves nothing.
     assert "scope" in {r.name for r in run_all(client, stack.project, DATASET, None, Scope("no-such-run"))["results"]
                        if not r.passed}

@@ -276,3 +276,24 @@ def test_a_file_written_just_before_a_crash_gets_its_manifest_entry_back(outdir)
 
     run_stream(_replay_stream([inventory(BASE, inventory_id="INV-new")]), outdir, checks=checks)
     assert manifest(outdir, "inventory/2025/02/08/13/09")["lines"] == 4
+
+
+@pytest.mark.parametrize("analytics", ["on", "off"])
+def test_a_burst_from_one_user_alerts_once_in_the_job_and_only_when_analytics_are_on(outdir, analytics):
+    """The whole graph: 103 distinct events of one user in one minute alert
+    once with --alert_threshold=100; 60 events of another user sent twice do
+    not (the copies are dropped by the dedup, never counted); --analytics=off
+    has no alerts step at all."""
+    bot = [msg(activity(BASE + timedelta(milliseconds=10 * i)), BASE + timedelta(seconds=1)) for i in range(103)]
+    twice = [msg(activity(BASE + timedelta(milliseconds=10 * i), user_id="another-user"), BASE + timedelta(seconds=1))
+             for i in range(60)]
+    stream = TestStream().add_elements(bot + twice).add_elements(twice).advance_watermark_to_infinity()
+
+    def checks(out):
+        if analytics == "off":
+            assert out.alerts is None
+            return
+        assert_that(out.alerts | beam.Map(lambda a: (a.user_id, a.event_count, a.threshold)),
+                    equal_to([(activity(BASE)["user_id"], 101, 100)]))
+
+    run_stream(stream, outdir, extra=[f"--analytics={analytics}"], checks=checks)

@@ -199,3 +199,31 @@ def test_failed_publishes_are_retried_and_only_successes_are_in_the_ledger(tmp_p
     rows = aggregate(read_lines(tmp_path / "l.jsonl"))
     assert stats.failed == 0 and pub.calls > len(pub.sent)
     assert len(rows) == 60 + stats.conflicts and sum(r["copies"] for r in rows) == len(pub.sent)
+
+
+def test_bot_bursts_are_distinct_events_of_one_user_in_one_minute_and_the_ledger_knows(tmp_path):
+    pub = _Publisher()
+    ledger = LedgerWriter(tmp_path / "l.jsonl")
+    faults = FaultConfig(late_fraction=0, duplicate_fraction=0, conflict_fraction=0, malformed_fraction=0,
+                         extra_field_fraction=0, bot_bursts_per_minute=600, bot_burst_size=7)
+    stats = Simulator(pub, "t", ledger, "run1", rate=100, seed=3, faults=faults).run(count=100)
+    ledger.close()
+    rows = aggregate(read_lines(tmp_path / "l.jsonl"))
+    bots = [r for r in rows if r["bot"]]
+    assert stats.bot_bursts > 0 and len(bots) == stats.bot_bursts * 7
+    now = datetime.now(timezone.utc)
+    by_burst = Counter()
+    for data, _ in pub.sent:
+        body = orjson.loads(data)
+        if body.get("user_agent") == "python-requests/2.32":
+            event = parse_message(data, None, None, now=now, limits=Limits(max_event_age=None))  # valid, as is
+            by_burst[(event.payload["user_id"], event.event_time.replace(second=0, microsecond=0))] += 1
+    assert sum(by_burst.values()) == len(bots) and len({r["event_id"] for r in bots}) == len(bots)
+    # Every user's event carries its user in the ledger; inventory has none.
+    assert all(r["user_id"] for r in rows if r["event_type"] != "inventory")
+    assert not any(r["user_id"] for r in rows if r["event_type"] == "inventory")
+
+
+def test_bot_fault_options_are_checked():
+    with pytest.raises(ValueError, match="bot-burst-size"):
+        FaultConfig(bot_burst_size=0).validate()

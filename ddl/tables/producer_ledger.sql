@@ -14,7 +14,9 @@ CREATE TABLE IF NOT EXISTS `${PROJECT}.${DATASET}.producer_ledger` (
   malformed_kind STRING OPTIONS(description="Which kind of malformation."),
   far_late BOOL NOT NULL OPTIONS(description="Delayed beyond the job's allowed lateness on purpose: it must still land in the folder of its event time."),
   conflict BOOL NOT NULL OPTIONS(description="Same identity as an earlier message of the run with a different content: it must land in the conflicts table, not in the event tables."),
-  extra_fields ARRAY<STRING> OPTIONS(description="Fields the schema does not know, added on purpose (schema evolution): the event must still land, with them in extra.")
+  extra_fields ARRAY<STRING> OPTIONS(description="Fields the schema does not know, added on purpose (schema evolution): the event must still land, with them in extra."),
+  user_id STRING OPTIONS(description="Whose event it is (user_activity.user_id or order.customer_id; NULL for inventory and malformed messages): expected anomaly alerts are counted by it."),
+  bot BOOL NOT NULL OPTIONS(description="Part of a burst from one user published on purpose (the bot fault): the anomaly alert must fire.")
 )
 PARTITION BY DATE(event_time)
 CLUSTER BY run_id, event_type
