@@ -113,21 +113,26 @@ def floor_pipeline(p, out_dir: str, analytics: bool = True) -> None:
 
     class Parse(beam.DoFn):
         def process(self, m):
-            data, bucket, folder, ts = m
+            data, bucket, folder, ts, _ = m
             if bucket is None:
                 yield beam.pvalue.TaggedOutput("dead", data)
             else:
                 yield TimestampedValue(m, ts)
 
-    class Dedup(beam.DoFn):
-        MEMORY = userstate.ReadModifyWriteStateSpec("memory", FastPrimitivesCoder())
+    class Dedup(beam.DoFn):  # the job's: a bag per identity bucket, read once per bundle, one append per new id
+        MEMORY = userstate.BagStateSpec("memory", FastPrimitivesCoder())
+
+        def start_bundle(self):
+            self.known = {}
 
         def process(self, kv, memory=beam.DoFn.StateParam(MEMORY)):
-            held = memory.read() or {}
+            held = self.known.get(kv[0])
+            if held is None:
+                held = self.known[kv[0]] = set(memory.read())
             key = kv[1][0]
             if key not in held:
-                held[key] = 1
-                memory.write(held)
+                held.add(key)
+                memory.add(key)
                 yield kv[1]
 
     class Files(beam.DoFn):

@@ -70,7 +70,10 @@ class Alert(typing.NamedTuple):
 class _BurstFn(beam.DoFn):
     COUNTS = userstate.ReadModifyWriteStateSpec("counts", FastPrimitivesCoder())  # {minute_us: count | FIRED}
     RELEASE_AT = userstate.ReadModifyWriteStateSpec("release_at", FastPrimitivesCoder())  # micros or None
-    RELEASE = userstate.TimerSpec("release", userstate.TimeDomain.WATERMARK)
+    # A name no other step's timer has: the FnApiRunner keeps the timers of a
+    # fused stage in buffers named by timer family, and two steps' "release"
+    # timers in one stage were decoded with each other's coder.
+    RELEASE = userstate.TimerSpec("forget_minutes", userstate.TimeDomain.WATERMARK)
 
     def __init__(self, threshold: int, policy: LatenessPolicy):
         self.threshold = threshold
@@ -141,7 +144,12 @@ class DetectBursts(beam.PTransform):
 
         from pipeline.transforms import Accepted
 
+        from apache_beam.transforms.window import GlobalWindows
+
+        # State per user in the global window (like the minute files): the
+        # minute is the key's business, not a window's.
         return (events
+                | "InGlobalWindow" >> beam.WindowInto(GlobalWindows())
                 | "KeyByUser" >> beam.FlatMap(keyed).with_output_types(typing.Tuple[str, Accepted])
                 | "CountPerUserMinute" >> beam.ParDo(_BurstFn(self.threshold, self.policy))
                 .with_output_types(Alert))
