@@ -7,6 +7,8 @@
 #   ./run_dataflow.sh drain       drain the running job (stop reading, finish what is in flight)
 #   ./run_dataflow.sh template    build the flex template image and spec (Dockerfile, metadata.json)
 #   ./run_dataflow.sh dry-run     build the full Dataflow job graph offline, no credentials, nothing created
+#   ./run_dataflow.sh monitoring  create the Cloud Monitoring dashboard and alert policies (deploy/monitoring/)
+#                                 for JOB_NAME; NOTIFICATION_CHANNEL (projects/P/notificationChannels/ID) optional
 #
 # Settings come from the environment (or a file named by ENV_FILE):
 #   PROJECT (required), REGION (required), BUCKET (required, without gs://),
@@ -23,7 +25,7 @@ say() { printf '[run_dataflow] %s\n' "$*" >&2; }
 
 COMMAND="${1:-}"
 shift || true  # further arguments are passed to the job (deploy, update, dry-run)
-[[ -n "$COMMAND" ]] || die "usage: $0 provision|deploy|update|drain|template|dry-run (see the header of this file)"
+[[ -n "$COMMAND" ]] || die "usage: $0 provision|deploy|update|drain|template|dry-run|monitoring (see the header of this file)"
 if [[ -n "${ENV_FILE:-}" ]]; then
   [[ -f "$ENV_FILE" ]] || die "ENV_FILE $ENV_FILE does not exist"
   # shellcheck disable=SC1090
@@ -150,7 +152,24 @@ case "$COMMAND" in
     say "  --template-file-gcs-location gs://${BUCKET}/templates/ecommerce-pipeline.json \\"
     say "  --parameters subscription=projects/${PROJECT}/subscriptions/${SUBSCRIPTION},output_prefix=gs://${BUCKET}/output,sdk_container_image=${IMAGE}"
     ;;
+  monitoring)
+    need_gcloud
+    [[ -n "$PROJECT" ]] || die "PROJECT is required"
+    tmp="$(mktemp -d)"
+    trap 'rm -rf "$tmp"' EXIT
+    # The files name the job as ${JOB_NAME}; nothing else is substituted.
+    sed "s/\${JOB_NAME}/${JOB_NAME}/g" deploy/monitoring/dashboard.json > "$tmp/dashboard.json"
+    say "creating dashboard for ${JOB_NAME}"
+    gcloud monitoring dashboards create --project "$PROJECT" --config-from-file "$tmp/dashboard.json"
+    for policy in deploy/monitoring/alert_policies/*.json; do
+      sed "s/\${JOB_NAME}/${JOB_NAME}/g" "$policy" > "$tmp/policy.json"
+      channel=()
+      [[ -z "${NOTIFICATION_CHANNEL:-}" ]] || channel=(--notification-channels="$NOTIFICATION_CHANNEL")
+      say "creating alert policy $(basename "$policy" .json)"
+      gcloud alpha monitoring policies create --project "$PROJECT" --policy-from-file "$tmp/policy.json" "${channel[@]}"
+    done
+    ;;
   *)
-    die "unknown command '${COMMAND}': use provision|deploy|update|drain|template|dry-run"
+    die "unknown command '${COMMAND}': use provision|deploy|update|drain|template|dry-run|monitoring"
     ;;
 esac

@@ -78,7 +78,7 @@ class _BurstFn(beam.DoFn):
     def __init__(self, threshold: int, policy: LatenessPolicy):
         self.threshold = threshold
         self.policy = policy
-        self.fired = Metrics.counter("alerts", "fired")
+        self.fired = Metrics.counter("alerts", "alerts_fired")
 
     def _keep_us(self, minute_us: int) -> int:
         """When the watermark may forget a minute: its end plus the allowed lateness."""
