@@ -19,7 +19,7 @@
 Writes bench/results/<timestamp>.json and .png and prints a table.
     python -m bench                          # everything (about 20 minutes on 2 cores)
     python -m bench --quick                  # smaller sizes, 1-minute steady run
-    python -m bench --steady-rate 500 --steady-minutes 10
+    python -m bench --steady-rate 300 --steady-minutes 10
 """
 
 from __future__ import annotations
@@ -140,8 +140,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, one round, a 1-minute steady run")
     parser.add_argument("--skip-steady", action="store_true", help="only the in-process benchmarks, no emulator stack")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds of (a), (b), (c) (default 3)")
-    parser.add_argument("--steady-rate", type=float, default=500.0,
-                        help="events/s of the steady local run (default 500)")
+    parser.add_argument("--steady-rate", type=float, default=300.0,
+                        help="events/s of the steady local run (default 300)")
     parser.add_argument("--steady-minutes", type=float, default=None, help="length of the steady run (default 10)")
     args = parser.parse_args(argv)
     small, large = (2_000, 10_000) if args.quick else (10_000, 50_000)

@@ -18,7 +18,9 @@ from pipeline.options import OptionsError
 # 3 minutes (docs/performance.md, section 2). Dataflow keeps timers per key and
 # does not scan, so production keeps its default; a local run remembers far
 # fewer ids (rate x 2 x --dedup_memory_s / 256 stays small at local rates).
-LOCAL_DEFAULTS = {"dedup_buckets": 256}
+# The alerts' per-user counts likewise: each key's timer fires in a bundle of
+# its own on the DirectRunner.
+LOCAL_DEFAULTS = {"dedup_buckets": 256, "alert_buckets": 64}
 
 
 def apply_local_defaults(options: PipelineOptions, argv: list[str]) -> dict:

@@ -13,12 +13,15 @@ alert leaves the job in the same bundle as the crossing event. Only
 deduplicated events count (this runs after the dedup), and each (user,
 minute) alerts at most once.
 
-State is kept per user (not per user and minute: the DirectRunner visits
-every key a stateful step has ever held on each bundle, and a key per minute
-would grow without bound): a small map of minute -> count, or FIRED once
-that minute alerted. A minute is forgotten when the watermark passes its end
-plus the allowed lateness of the job's `LatenessPolicy` (one event-time timer
-per user, set to the earliest such moment). A far-late event, after its
+State is kept per bucket of users (`--alert_buckets`), not per user or per
+(user, minute): the key space stays bounded however many users come and go,
+and the DirectRunner, which visits every key a stateful step has held and
+fires each key's timers in a bundle of its own, stays fast (one key per user
+made a local run at 500 events/s fall behind once the timers began to fire).
+Each bucket holds a small map of (user, minute) -> count, or FIRED once that
+minute alerted. A minute is forgotten when the watermark passes its end plus
+the allowed lateness of the job's `LatenessPolicy` (one event-time timer per
+bucket, set to the earliest such moment). A far-late event, after its
 minute was forgotten, starts a new count: it can alert again only if more
 than `threshold` far-late events of that user and minute arrive, and the
 alert id (a hash of user and minute) is the same, so BigQuery keeps one row
@@ -68,7 +71,7 @@ class Alert(typing.NamedTuple):
 
 
 class _BurstFn(beam.DoFn):
-    COUNTS = userstate.ReadModifyWriteStateSpec("counts", FastPrimitivesCoder())  # {minute_us: count | FIRED}
+    COUNTS = userstate.ReadModifyWriteStateSpec("counts", FastPrimitivesCoder())  # {(user, minute_us): count | FIRED}
     RELEASE_AT = userstate.ReadModifyWriteStateSpec("release_at", FastPrimitivesCoder())  # micros or None
     # A name no other step's timer has: the FnApiRunner keeps the timers of a
     # fused stage in buffers named by timer family, and two steps' "release"
@@ -86,25 +89,22 @@ class _BurstFn(beam.DoFn):
 
     def process(self, element, counts_state=beam.DoFn.StateParam(COUNTS),
                 release_at=beam.DoFn.StateParam(RELEASE_AT), release=beam.DoFn.TimerParam(RELEASE)):
-        user, accepted = element
-        event = accepted.event
-        minute_us = self.policy.window_start_us(to_micros(event.event_time))
+        _, (user, minute_us, event_type, event_id, event_us, publish_us) = element
         counts = counts_state.read() or {}
-        count = counts.get(minute_us, 0)
+        count = counts.get((user, minute_us), 0)
         if count == FIRED:
             return
         count += 1
         if count > self.threshold:
-            counts[minute_us] = FIRED
+            counts[(user, minute_us)] = FIRED
             self.fired.inc()
             now = datetime.now(timezone.utc)  # a report field (when it was seen), never a decision
             yield Alert(alert_id(user, minute_us), ALERT_TYPE, user, format_timestamp(from_micros(minute_us)),
-                        self.threshold, count, event.event_type, event.event_id,
-                        format_timestamp(event.event_time),
-                        format_timestamp(accepted.publish_time) if accepted.publish_time else None,
+                        self.threshold, count, event_type, event_id, format_timestamp(from_micros(event_us)),
+                        format_timestamp(from_micros(publish_us)) if publish_us is not None else None,
                         format_timestamp(now))
         else:
-            counts[minute_us] = count
+            counts[(user, minute_us)] = count
         counts_state.write(counts)
         keep = self._keep_us(minute_us)
         current = release_at.read()
@@ -116,13 +116,13 @@ class _BurstFn(beam.DoFn):
     def release_fired(self, fired_at=beam.DoFn.TimestampParam, counts_state=beam.DoFn.StateParam(COUNTS),
                       release_at=beam.DoFn.StateParam(RELEASE_AT), release=beam.DoFn.TimerParam(RELEASE)):
         now_us = fired_at.micros
-        counts = {m: c for m, c in (counts_state.read() or {}).items() if self._keep_us(m) > now_us}
+        counts = {k: c for k, c in (counts_state.read() or {}).items() if self._keep_us(k[1]) > now_us}
         if not counts:
             counts_state.clear()
             release_at.clear()
             return
         counts_state.write(counts)
-        nxt = min(self._keep_us(m) for m in counts)
+        nxt = min(self._keep_us(minute) for _, minute in counts)
         release.set(Timestamp(micros=nxt))
         release_at.write(nxt)
 
@@ -132,25 +132,31 @@ class DetectBursts(beam.PTransform):
     event time) with more than `threshold` events, once, as the crossing
     event is processed."""
 
-    def __init__(self, threshold: int, policy: LatenessPolicy):
+    def __init__(self, threshold: int, policy: LatenessPolicy, buckets: int = 4096):
         super().__init__()
-        self.threshold, self.policy = threshold, policy
+        self.threshold, self.policy, self.buckets = threshold, policy, buckets
 
     def expand(self, events):
-        def keyed(accepted):
-            user = user_of(accepted.event.event_type, accepted.event.payload)
-            if user is not None:
-                yield user, accepted
+        buckets, policy = self.buckets, self.policy
 
-        from pipeline.transforms import Accepted
+        def keyed(accepted):
+            # Only what the count and the alert need crosses the shuffle, not the event.
+            event = accepted.event
+            user = user_of(event.event_type, event.payload)
+            if user is not None:
+                bucket = int.from_bytes(hashlib.sha256(user.encode()).digest()[:4], "big") % buckets
+                event_us = to_micros(event.event_time)
+                publish_us = to_micros(accepted.publish_time) if accepted.publish_time else None
+                yield bucket, (user, policy.window_start_us(event_us), event.event_type, event.event_id, event_us,
+                               publish_us)
 
         from apache_beam.transforms.window import GlobalWindows
 
-        # State per user in the global window (like the minute files): the
-        # minute is the key's business, not a window's.
+        # State per bucket of users in the global window (like the minute
+        # files): the minute is the state's business, not a window's.
         return (events
                 | "InGlobalWindow" >> beam.WindowInto(GlobalWindows())
-                | "KeyByUser" >> beam.FlatMap(keyed).with_output_types(typing.Tuple[str, Accepted])
+                | "KeyByUserBucket" >> beam.FlatMap(keyed).with_output_types(typing.Tuple[int, typing.Tuple[str, int, str, str, int, typing.Optional[int]]])
                 | "CountPerUserMinute" >> beam.ParDo(_BurstFn(self.threshold, self.policy))
                 .with_output_types(Alert))
 

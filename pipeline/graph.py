@@ -115,7 +115,7 @@ def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, sinks: Sinks
     alerts = None
     if opts.analytics_on():
         # Analytics hang off the deduplicated trunk: each event counted once.
-        alerts = events | "DetectBursts" >> DetectBursts(opts.alert_threshold, opts.lateness())
+        alerts = events | "DetectBursts" >> DetectBursts(opts.alert_threshold, opts.lateness(), opts.alert_buckets)
         refused.append(sinks.tables.write("WriteAlerts", alerts | "ToAlertRows" >> beam.Map(alert_table_row)))
         if sinks.alerts is not None:
             sinks.alerts(alerts)

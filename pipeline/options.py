@@ -81,6 +81,8 @@ class EcommerceOptions(PipelineOptions):
                             "alerts table and topic). off: events, files, dead letters and conflicts only.")
         g.add_argument("--alert_threshold", type=int, default=ALERT_THRESHOLD,
                        help="An alert when one user has more than this many events in one minute of event time.")
+        g.add_argument("--alert_buckets", type=int, default=4096,
+                       help="Keys the alerts' per-user counts are spread over (python -m localrun: 64).")
         g.add_argument("--alerts_topic", default=None,
                        help="Pub/Sub topic of the alerts (default: projects/<project>/topics/backend-alerts-topic).")
         g.add_argument("--skip_preflight", action="store_true",
@@ -154,6 +156,8 @@ class EcommerceOptions(PipelineOptions):
             problems.append("--max_message_bytes must be between 1024 and 10485760 (Pub/Sub's own limit)")
         if not 1 <= self.bq_batch_size <= 10000:
             problems.append("--bq_batch_size must be between 1 and 10000 (insertAll limit)")
+        if not 1 <= self.alert_buckets <= 1 << 24:
+            problems.append(f"--alert_buckets {self.alert_buckets} must be between 1 and 16777216")
         if self.alert_threshold < 1:
             problems.append("--alert_threshold must be at least 1")
         if self.alerts_topic and not _TOPIC_RE.match(self.alerts_topic):

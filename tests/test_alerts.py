@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import apache_beam as beam
+import pytest
 import orjson
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.test_pipeline import TestPipeline
@@ -49,9 +50,9 @@ def one_by_one(stream: TestStream, elements) -> TestStream:
     return stream
 
 
-def alerts_of(stream: TestStream, wanted, threshold: int = 5):
+def alerts_of(stream: TestStream, wanted, threshold: int = 5, buckets: int = 4096):
     with streaming() as p:
-        alerts = p | stream | DetectBursts(threshold, POLICY)
+        alerts = p | stream | DetectBursts(threshold, POLICY, buckets)
         assert_that(alerts | beam.Map(lambda a: (a.user_id, a.minute, a.event_count, a.crossing_event_id)),
                     equal_to(wanted))
 
@@ -70,9 +71,10 @@ def test_exactly_the_threshold_does_not_alert():
     alerts_of(one_by_one(TestStream(), clicks(0, 5)).advance_watermark_to_infinity(), [])
 
 
-def test_minutes_and_users_are_counted_apart():
+@pytest.mark.parametrize("buckets", [4096, 1])  # 1: every user shares one key
+def test_minutes_and_users_are_counted_apart(buckets):
     events = clicks(0, 4) + clicks(1, 4) + clicks(0, 4, user="another-user", start=10)
-    alerts_of(one_by_one(TestStream(), events).advance_watermark_to_infinity(), [])
+    alerts_of(one_by_one(TestStream(), events).advance_watermark_to_infinity(), [], buckets=buckets)
 
 
 def test_orders_and_activity_of_the_same_person_count_together_inventory_never():
@@ -127,12 +129,20 @@ def test_a_minute_is_forgotten_when_the_watermark_passes_its_end_plus_the_allowe
     from pipeline.alerts import _BurstFn
 
     fn, counts, release_at, timer = _BurstFn(5, POLICY), _State(), _State(), _Timer()
-    feed = lambda events: [a for e in events for a in fn.process((USER, e.value), counts, release_at, timer)]  # noqa: E731
+    def feed(events):
+        out = []
+        for e in events:
+            event = e.value.event
+            us = to_micros(event.event_time)
+            element = (7, (USER, POLICY.window_start_us(us), event.event_type, event.event_id, us, None))
+            out.extend(fn.process(element, counts, release_at, timer))
+        return out
+
     first = feed(clicks(0, 6) + clicks(1, 2))
     end_0 = to_micros(BASE) + (60 + 180) * 1_000_000
     assert len(first) == 1 and timer.at == Timestamp(micros=end_0)
     fn.release_fired(Timestamp(micros=end_0), counts, release_at, timer)
-    assert set(counts.read()) == {to_micros(BASE + timedelta(minutes=1))}  # minute 0 forgotten, minute 1 kept
+    assert set(counts.read()) == {(USER, to_micros(BASE + timedelta(minutes=1)))}  # minute 0 forgotten, 1 kept
     assert timer.at == Timestamp(micros=end_0 + 60_000_000)
     fn.release_fired(Timestamp(micros=end_0 + 60_000_000), counts, release_at, timer)
     assert counts.read() is None and release_at.read() is None

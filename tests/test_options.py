@@ -61,5 +61,7 @@ def test_the_local_runner_uses_fewer_dedup_buckets_unless_told(argv, wanted):
     options = PipelineOptions(argv)
     apply_local_defaults(options, argv)
     assert options.view_as(EcommerceOptions).dedup_buckets == wanted
+    assert options.view_as(EcommerceOptions).alert_buckets == 64
     # The Dataflow launcher parses the same class without it: production keeps its default.
     assert PipelineOptions([]).view_as(EcommerceOptions).dedup_buckets == 16384
+    assert PipelineOptions([]).view_as(EcommerceOptions).alert_buckets == 4096
