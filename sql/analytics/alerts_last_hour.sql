@@ -1,4 +1,4 @@
--- Anomaly alerts in the range (for the last hour: @start = now - 1 hour),
+-- Anomaly alerts in the range (for the last hour: start = now - 1 hour),
 -- newest first, with how long detection took (crossing event published ->
 -- alert emitted).
 SELECT

@@ -2,12 +2,17 @@
 -- event (the brief's inactivity timeout), computed here from the events
 -- themselves. Per platform: sessions, average events and duration, and how
 -- many sessions added something to the cart.
-WITH ordered AS (
-  SELECT
-    user_id, event_time, activity_type, metadata.platform AS platform,
-    LAG(event_time) OVER (PARTITION BY user_id ORDER BY event_time) AS previous_time
-  FROM `${PROJECT}.${DATASET}.user_activity_events_dedup`
-  WHERE event_time >= @start AND event_time < @end
+WITH source AS (
+  -- The *_dedup view's rule inline (one row per event_id): the BigQuery
+  -- emulator cannot reach a STRUCT field through a view.
+  SELECT a.user_id, a.event_time, a.activity_type, a.metadata.platform AS platform
+  FROM `${PROJECT}.${DATASET}.user_activity_events` AS a
+  WHERE a.event_time >= @start AND a.event_time < @end
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY a.event_id ORDER BY a.ingest_time, a.publish_time) = 1
+),
+ordered AS (
+  SELECT *, LAG(event_time) OVER (PARTITION BY user_id ORDER BY event_time) AS previous_time
+  FROM source
 ),
 numbered AS (
   SELECT
