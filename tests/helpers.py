@@ -74,3 +74,25 @@ def graph_sinks(tables: "TableRows | None" = None):
     from pipeline.graph import Sinks
 
     return Sinks(tables=tables or TableRows())
+
+
+def streaming_pipeline():
+    """A TestPipeline on the BundleBasedDirectRunner in streaming mode (TestStream needs it)."""
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+    from apache_beam.testing.test_pipeline import TestPipeline
+
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    return TestPipeline(runner="BundleBasedDirectRunner", options=options)
+
+
+def accepted_at(body, now: datetime, publish_time: datetime | None = None):
+    """An Accepted event parsed from `body`, stamped with its event time (a TimestampedValue)."""
+    from apache_beam.transforms.window import TimestampedValue
+
+    from pipeline.transforms import Accepted
+    from pipeline.validation import Limits, parse_message
+
+    event = parse_message(orjson.dumps(body), None, None, now=now, limits=Limits(max_event_age=None))
+    return TimestampedValue(Accepted(event, publish_time, now if publish_time is None else publish_time),
+                            event.event_time.timestamp())

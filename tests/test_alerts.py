@@ -8,19 +8,14 @@ from datetime import timedelta
 
 import apache_beam as beam
 import pytest
-import orjson
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 
 from pipeline.alerts import DetectBursts, alert_id
 from pipeline.policy import LatenessPolicy
-from pipeline.transforms import Accepted
-from pipeline.validation import Limits, parse_message
 from schemas.contract import format_timestamp, to_micros
-from tests.helpers import BASE, activity, inventory, order
+from tests.helpers import BASE, accepted_at, streaming_pipeline, activity, inventory, order
 
 USER = "c0ffee00-0000-4000-8000-000000000001"
 POLICY = LatenessPolicy(allowed_lateness_s=180, late_firing_delay_s=10)
@@ -28,14 +23,12 @@ NOW = BASE + timedelta(minutes=10)
 
 
 def streaming():
-    options = PipelineOptions()
-    options.view_as(StandardOptions).streaming = True
-    return TestPipeline(runner="BundleBasedDirectRunner", options=options)
+    return streaming_pipeline()
 
 
 def acc(body) -> TimestampedValue:
-    event = parse_message(orjson.dumps(body), None, None, now=NOW, limits=Limits(max_event_age=None))
-    return TimestampedValue(Accepted(event, BASE, BASE), event.event_time.timestamp())
+    return accepted_at(body, NOW, BASE)
+
 
 
 def clicks(minute: int, n: int, user: str = USER, start: int = 0) -> list[TimestampedValue]:

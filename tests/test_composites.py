@@ -11,8 +11,6 @@ from datetime import timedelta
 import apache_beam as beam
 import orjson
 import pytest
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
@@ -21,22 +19,20 @@ from pipeline.files import FileWriter
 from pipeline.minute_files import MinuteFiles
 from pipeline.policy import LatenessPolicy
 from pipeline.transforms import Accepted, DeduplicateEvents, ParseEvents, SkipStoredEvents
-from pipeline.validation import Limits, parse_message
+from pipeline.validation import Limits
 from schemas.contract import identity_digest, read_line
-from tests.helpers import BASE, inventory, order
+from tests.helpers import BASE, accepted_at, streaming_pipeline, inventory, order
 
 NOW = BASE + timedelta(minutes=1)
 
 
 def streaming():
-    options = PipelineOptions()
-    options.view_as(StandardOptions).streaming = True
-    return TestPipeline(runner="BundleBasedDirectRunner", options=options)
+    return streaming_pipeline()
 
 
 def acc(body) -> TimestampedValue:
-    event = parse_message(orjson.dumps(body), None, None, now=NOW, limits=Limits(max_event_age=None))
-    return TimestampedValue(Accepted(event, None, NOW), event.event_time.timestamp())
+    return accepted_at(body, NOW)
+
 
 
 def key(a: Accepted):
