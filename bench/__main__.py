@@ -73,16 +73,20 @@ def chart(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(14, 4.8))
-    like = results["like"]
+    like = results.get("like")
     ax = axes[0]
+    if like is None:
+        ax.text(0.5, 0.5, "like with like: not measured in this run (--skip-like)", ha="center", va="center")
+        ax.set_axis_off()
     labels = ["(a) job's work,\nplain Python", "(b) Beam floor,\njob's shape", "(c) job's graph"]
-    values = [like[k]["events_per_s"] for k in ("work", "floor", "graph")]
-    bars = ax.bar(labels, values, color=["#4c72b0", "#55a868", "#dd8452"])
-    ax.axhline(10000, color="red", linestyle="--", linewidth=1, label="target 10,000/s per core")
-    for bar, v in zip(bars, values):
-        ax.annotate(f"{v:,}/s", (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom", fontsize=9)
-    ax.set_title("Events/s on one core (marginal, start-up excluded)")
-    ax.legend(fontsize=8)
+    if like is not None:
+        values = [like[k]["events_per_s"] for k in ("work", "floor", "graph")]
+        bars = ax.bar(labels, values, color=["#4c72b0", "#55a868", "#dd8452"])
+        ax.axhline(10000, color="red", linestyle="--", linewidth=1, label="target 10,000/s per core")
+        for bar, v in zip(bars, values):
+            ax.annotate(f"{v:,}/s", (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom", fontsize=9)
+        ax.set_title("Events/s on one core (marginal, start-up excluded)")
+        ax.legend(fontsize=8)
     ax = axes[1]
     steady = results.get("steady")
     if steady:
@@ -138,7 +142,10 @@ def main(argv=None) -> int:
 
     parser = Parser("python -m bench", __doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, one round, a 1-minute steady run")
-    parser.add_argument("--skip-steady", action="store_true", help="only the in-process benchmarks, no emulator stack")
+    skip = parser.add_mutually_exclusive_group()
+    skip.add_argument("--skip-steady", action="store_true", help="only the in-process benchmarks, no emulator stack")
+    skip.add_argument("--skip-like", action="store_true",
+                      help="only the runs on the emulator stack (steady run, alert latency): about 15 minutes")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds of (a), (b), (c) (default 3)")
     parser.add_argument("--steady-rate", type=float, default=300.0,
                         help="events/s of the steady local run (default 300)")
@@ -151,12 +158,13 @@ def main(argv=None) -> int:
     console = Console(force_terminal=False, width=150)
     results = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("1. like with like", total=None)
-        say = lambda text: bar.update(task, description=f"1. like with like: {text}")  # noqa: E731
-        results["like"] = like_with_like(small, large, rounds, say)
-        bar.update(task, description="2. memory of the real graph")
-        results["graph"] = [_graph(n) for n in sizes]
+    if not args.skip_like:
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("1. like with like", total=None)
+            say = lambda text: bar.update(task, description=f"1. like with like: {text}")  # noqa: E731
+            results["like"] = like_with_like(small, large, rounds, say)
+            bar.update(task, description="2. memory of the real graph")
+            results["graph"] = [_graph(n) for n in sizes]
     if not args.skip_steady:
         console.print(f"3. steady local run: {args.steady_rate:.0f} events/s for {minutes:g} minutes")
         from bench.steady import run as steady
@@ -167,25 +175,26 @@ def main(argv=None) -> int:
 
         results["alerts"] = alert_latency(100.0, 1 if args.quick else 2, progress=console.print)
 
-    like = results["like"]
-    table = Table(title=f"Per event on one core (FnApiRunner, 1 worker, state cache off; median of {rounds}, "
-                        f"marginal cost between {small:,} and {large:,} events)")
-    for column in ("measurement", "µs/event", "events/s", "vs floor"):
-        table.add_column(column, justify="left" if column == "measurement" else "right")
-    names = {"work": "(a) the job's per-event work in plain Python",
-             "floor": "(b) Beam's floor: the job's shape, empty bodies",
-             "graph": "(c) the job's graph (BigQuery branch in memory, files to disk)",
-             "floor_off": "(b) without the analytics steps (--analytics=off)",
-             "graph_off": "(c) without the analytics steps (--analytics=off)"}
-    for kind, name in names.items():
-        m = like[kind]
-        table.add_row(name, f"{m['us_per_event']:.1f}", f"{m['events_per_s']:,}",
-                      f"{m['us_per_event'] / like['floor_off' if kind.endswith('_off') else 'floor']['us_per_event']:.2f}x")
-    table.add_row("(c) / ((a) + (b))", "", "", f"{like['graph_over_floor_plus_work']:.2f}x")
-    table.add_row("(c) analytics on / off", "", "", f"{like['analytics_cost']:.2f}x")
-    for g in results["graph"]:
-        table.add_row(f"real graph, {g['events']:,} events: peak RSS {g['peak_rss_mb']} MB", "", "", "")
-    console.print(table)
+    if "like" in results:
+        like = results["like"]
+        table = Table(title=f"Per event on one core (FnApiRunner, 1 worker, state cache off; median of {rounds}, "
+                            f"marginal cost between {small:,} and {large:,} events)")
+        for column in ("measurement", "µs/event", "events/s", "vs floor"):
+            table.add_column(column, justify="left" if column == "measurement" else "right")
+        names = {"work": "(a) the job's per-event work in plain Python",
+                 "floor": "(b) Beam's floor: the job's shape, empty bodies",
+                 "graph": "(c) the job's graph (BigQuery branch in memory, files to disk)",
+                 "floor_off": "(b) without the analytics steps (--analytics=off)",
+                 "graph_off": "(c) without the analytics steps (--analytics=off)"}
+        for kind, name in names.items():
+            m = like[kind]
+            table.add_row(name, f"{m['us_per_event']:.1f}", f"{m['events_per_s']:,}",
+                          f"{m['us_per_event'] / like['floor_off' if kind.endswith('_off') else 'floor']['us_per_event']:.2f}x")
+        table.add_row("(c) / ((a) + (b))", "", "", f"{like['graph_over_floor_plus_work']:.2f}x")
+        table.add_row("(c) analytics on / off", "", "", f"{like['analytics_cost']:.2f}x")
+        for g in results["graph"]:
+            table.add_row(f"real graph, {g['events']:,} events: peak RSS {g['peak_rss_mb']} MB", "", "", "")
+        console.print(table)
     if "steady" in results:
         st = results["steady"]
         t2 = Table(title=f"Steady local run: {st['rate']:.0f} events/s for {st['minutes']:g} min "
