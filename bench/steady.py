@@ -11,6 +11,7 @@ Visibility is known to within that second, which the report states.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import threading
 import time
@@ -160,37 +161,63 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+@contextlib.contextmanager
+def _provisioned_stack(prefix: str):
+    """A fresh emulator stack, provisioned, its environment applied; stopped
+    (every process it started) on the way out. Yields (stack, workdir)."""
+    from localstack import LocalStack
+    from provision import provision
+
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    with LocalStack(workdir=workdir, project="bench-project") as stack:
+        stack.apply_env()
+        provision(stack.project, DATASET, TOPIC, SUB, BUCKET)
+        yield stack, workdir
+
+
+@contextlib.contextmanager
+def _running_job(stack, workdir: Path, job_args: tuple = ()):
+    """`python -m localrun` on the stack, once it says it runs; stopped by PID on the way out."""
+    from localrun.process import start_job, wait_until_running
+    from localstack.services import stop_pid
+
+    job = start_job(stack, workdir / "job.log", subscription=SUB, dataset=DATASET, bucket=BUCKET, extra=job_args)
+    try:
+        wait_until_running(job, workdir / "job.log")
+        yield job
+    finally:
+        stop_pid(job.pid, timeout=30)
+
+
+def _simulator(stack, workdir: Path, run_id: str, rate: float, seed: int, **faults):
+    """The simulator publishing on-time, well-formed events (plus `faults`), and its ledger."""
+    from simulator.faults import FaultConfig
+    from simulator.ledger import LedgerWriter
+    from simulator.runner import Simulator, make_publisher
+
+    ledger = LedgerWriter(workdir / "ledger.jsonl")
+    config = FaultConfig(late_fraction=0, duplicate_fraction=0, malformed_fraction=0, conflict_fraction=0,
+                         extra_field_fraction=0, **faults)
+    publisher = make_publisher()
+    sim = Simulator(publisher, publisher.topic_path(stack.project, TOPIC), ledger, run_id, rate=rate,
+                    faults=config, seed=seed)
+    return sim, ledger
+
+
 def run(rate: float, minutes: float, slice_s: float = 30.0, ceiling_s: float = 30.0, progress=print,
         poll_s: float = POLL_S, job_args: tuple = ()) -> dict:
     from common.clients import bigquery_client
-    from localrun.process import start_job, wait_until_running
-    from localstack import LocalStack
-    from localstack.services import stop_pid
-    from provision import provision
-    from simulator.faults import FaultConfig
-    from simulator.ledger import LedgerWriter, aggregate, read_lines
-    from simulator.runner import Simulator, make_publisher
+    from simulator.ledger import aggregate, read_lines
 
-    workdir = Path(tempfile.mkdtemp(prefix="bench-steady-"))
-    stack = LocalStack(workdir=workdir, project="bench-project")
-    with stack:
-        stack.apply_env()
-        provision(stack.project, DATASET, TOPIC, SUB, BUCKET)
+    with _provisioned_stack("bench-steady-") as (stack, workdir):
         client = bigquery_client(stack.project)
         progress(f"  BigQuery emulator alone: insertAll for {ceiling_s:.0f} s ...")
         ceiling = emulator_ceiling(client, stack.project, ceiling_s)
         progress(f"  BigQuery emulator alone: {ceiling['rows_per_s']:,} rows/s")
-        job = start_job(stack, workdir / "job.log", subscription=SUB, dataset=DATASET, bucket=BUCKET, extra=job_args)
-        try:
-            wait_until_running(job, workdir / "job.log")
+        with _running_job(stack, workdir, job_args) as job:
             since = datetime.now(timezone.utc)
             visible = Visible(client, stack.project, poll_s=poll_s).start()
-            ledger = LedgerWriter(workdir / "ledger.jsonl")
-            faults = FaultConfig(late_fraction=0, duplicate_fraction=0, malformed_fraction=0, conflict_fraction=0,
-                                 extra_field_fraction=0)
-            publisher = make_publisher()
-            sim = Simulator(publisher, publisher.topic_path(stack.project, TOPIC), ledger, "steady", rate=rate,
-                            faults=faults, seed=13)
+            sim, ledger = _simulator(stack, workdir, "steady", rate, seed=13)
             progress(f"  the job at {rate:.0f} events/s for {minutes:g} minutes ...")
             pids = {"job": job.pid, "bigquery_emulator": stack.bigquery.pid, "pubsub_emulator": stack.pubsub.pid}
             cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
@@ -206,8 +233,6 @@ def run(rate: float, minutes: float, slice_s: float = 30.0, ceiling_s: float = 3
                 time.sleep(1)
             visible.stop()
             cursor_misses = len(visible.missed(since))
-        finally:
-            stop_pid(job.pid, timeout=30)
     per_slice = slices(published_at, visible.seen, slice_s)
     return {"rate": rate, "minutes": minutes, "job_args": list(job_args), "published": len(published_at),
             "achieved_rate": round(len(published_at) / wall, 1),
@@ -230,75 +255,55 @@ def alert_latency(rate: float = 100.0, minutes: float = 2.0, bursts_per_minute: 
     import orjson
 
     from common.clients import subscriber_client
-    from localrun.process import start_job, wait_until_running
-    from localstack import LocalStack
-    from localstack.services import stop_pid
-    from provision import provision
     from schemas.contract import ALERT_THRESHOLD, ALERTS_SUBSCRIPTION, minute_of, parse_timestamp
-    from simulator.faults import FaultConfig
-    from simulator.ledger import LedgerWriter, aggregate, read_lines
-    from simulator.runner import Simulator, make_publisher
+    from simulator.ledger import aggregate, read_lines
 
-    workdir = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
-    stack = LocalStack(workdir=workdir, project="bench-project")
     latencies: dict[str, float] = {}
-    with stack:
-        stack.apply_env()
-        provision(stack.project, DATASET, TOPIC, SUB, BUCKET)
-        job = start_job(stack, workdir / "job.log", subscription=SUB, dataset=DATASET, bucket=BUCKET)
-        try:
-            wait_until_running(job, workdir / "job.log")
-            sub = subscriber_client()
-            path = sub.subscription_path(stack.project, ALERTS_SUBSCRIPTION)
+    with _provisioned_stack("bench-alerts-") as (stack, workdir), _running_job(stack, workdir):
+        sub = subscriber_client()
+        path = sub.subscription_path(stack.project, ALERTS_SUBSCRIPTION)
 
-            def pull_once(wait_s: float = 5) -> None:
-                from google.api_core import exceptions as gexc
+        def pull_once(wait_s: float = 5) -> None:
+            from google.api_core import exceptions as gexc
 
-                try:
-                    response = sub.pull(request={"subscription": path, "max_messages": 100}, timeout=wait_s)
-                except gexc.DeadlineExceeded:
-                    return
-                for received in response.received_messages:
-                    alert = orjson.loads(received.message.data)
-                    published = received.message.publish_time.timestamp()
-                    crossing = parse_timestamp(alert["crossing_publish_time"]).timestamp()
-                    latencies.setdefault(alert["alert_id"], published - crossing)
-                if response.received_messages:
-                    sub.acknowledge(request={"subscription": path,
-                                             "ack_ids": [m.ack_id for m in response.received_messages]})
+            try:
+                response = sub.pull(request={"subscription": path, "max_messages": 100}, timeout=wait_s)
+            except gexc.DeadlineExceeded:
+                return
+            for received in response.received_messages:
+                alert = orjson.loads(received.message.data)
+                published = received.message.publish_time.timestamp()
+                crossing = parse_timestamp(alert["crossing_publish_time"]).timestamp()
+                latencies.setdefault(alert["alert_id"], published - crossing)
+            if response.received_messages:
+                sub.acknowledge(request={"subscription": path,
+                                         "ack_ids": [m.ack_id for m in response.received_messages]})
 
-            stop = threading.Event()
+        stop = threading.Event()
 
-            def read() -> None:
-                while not stop.is_set():
-                    pull_once()
+        def read() -> None:
+            while not stop.is_set():
+                pull_once()
 
-            reader = threading.Thread(target=read, daemon=True)
-            reader.start()
-            ledger = LedgerWriter(workdir / "ledger.jsonl")
-            faults = FaultConfig(late_fraction=0, duplicate_fraction=0, malformed_fraction=0, conflict_fraction=0,
-                                 extra_field_fraction=0, bot_bursts_per_minute=bursts_per_minute)
-            publisher = make_publisher()
-            sim = Simulator(publisher, publisher.topic_path(stack.project, TOPIC), ledger, "alerts", rate=rate,
-                            faults=faults, seed=17)
-            progress(f"  anomaly alerts: {rate:.0f} events/s with {bursts_per_minute:g} bot bursts a minute for "
-                     f"{minutes:g} minutes ...")
-            stats = sim.run(duration_s=minutes * 60, progress=None)
-            ledger.close()
-            per_user_minute: dict = {}
-            for row in aggregate(read_lines(workdir / "ledger.jsonl")):
-                if row["user_id"] and not row["malformed"] and not row["conflict"]:
-                    key = (row["user_id"], minute_of(parse_timestamp(row["event_time"])))
-                    per_user_minute[key] = per_user_minute.get(key, 0) + 1
-            expected = sum(1 for n in per_user_minute.values() if n > ALERT_THRESHOLD)
-            deadline = time.monotonic() + 60
-            while len(latencies) < expected and time.monotonic() < deadline:
-                time.sleep(0.5)
-            stop.set()
-            reader.join(timeout=15)
-            sub.close()
-        finally:
-            stop_pid(job.pid, timeout=30)
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        sim, ledger = _simulator(stack, workdir, "alerts", rate, seed=17, bot_bursts_per_minute=bursts_per_minute)
+        progress(f"  anomaly alerts: {rate:.0f} events/s with {bursts_per_minute:g} bot bursts a minute for "
+                 f"{minutes:g} minutes ...")
+        stats = sim.run(duration_s=minutes * 60, progress=None)
+        ledger.close()
+        per_user_minute: dict = {}
+        for row in aggregate(read_lines(workdir / "ledger.jsonl")):
+            if row["user_id"] and not row["malformed"] and not row["conflict"]:
+                key = (row["user_id"], minute_of(parse_timestamp(row["event_time"])))
+                per_user_minute[key] = per_user_minute.get(key, 0) + 1
+        expected = sum(1 for n in per_user_minute.values() if n > ALERT_THRESHOLD)
+        deadline = time.monotonic() + 60
+        while len(latencies) < expected and time.monotonic() < deadline:
+            time.sleep(0.5)
+        stop.set()
+        reader.join(timeout=15)
+        sub.close()
     values = np.array(sorted(latencies.values()) or [np.nan])
     return {"rate": rate, "minutes": minutes, "bursts": stats.bot_bursts, "expected_alerts": expected,
             "alerts": len(latencies),

@@ -21,7 +21,7 @@ from pipeline.policy import LatenessPolicy
 from pipeline.retry import DATAFLOW_MAX_WAIT_S
 from pipeline.suggest import unknown_arguments
 from pipeline.validation import Limits
-from schemas.contract import ALERT_THRESHOLD
+from schemas.contract import ALERT_THRESHOLD, ALERTS_TOPIC
 
 _SUBSCRIPTION_RE = re.compile(r"^projects/[a-z][-a-z0-9]{4,61}[a-z0-9]/subscriptions/[A-Za-z][-A-Za-z0-9._~%+]{2,254}$")
 _TOPIC_RE = re.compile(r"^projects/[a-z][-a-z0-9]{4,61}[a-z0-9]/topics/[A-Za-z][-A-Za-z0-9._~%+]{2,254}$")
@@ -106,8 +106,6 @@ class EcommerceOptions(PipelineOptions):
         return DATAFLOW_MAX_WAIT_S if self.is_dataflow() else None
 
     def alerts_topic_path(self) -> str:
-        from schemas.contract import ALERTS_TOPIC
-
         return self.alerts_topic or f"projects/{self.table_project()}/topics/{ALERTS_TOPIC}"
 
     def analytics_on(self) -> bool:
