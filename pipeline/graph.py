@@ -20,6 +20,8 @@ from pipeline.alerts import DetectBursts, PublishAlerts, alert_table_row
 from pipeline.bigquery_sink import BigQueryTables
 from pipeline.clients import bigquery_client, storage_client
 from pipeline.files import FileWriter
+from pipeline.metrics import (MinuteMetrics, conflict_observations, dead_letter_observations,
+                              duplicate_observations, event_observations, metrics_table_row)
 from pipeline.minute_files import FileRecord, MinuteFiles
 from pipeline.options import EcommerceOptions
 from pipeline.transforms import (DeduplicateEvents, ParseEvents, SkipStoredEvents, table_row_maker,
@@ -37,6 +39,7 @@ class JobOutputs:
     conflicts: beam.PCollection     # conflicts-table rows (dedup memory and minute folders)
     files: beam.PCollection         # FileRecord per file written
     alerts: beam.PCollection | None = None  # Alert per (user, minute) burst (--analytics=on)
+    metrics: beam.PCollection | None = None  # MetricsRow versions per (minute, type) (--analytics=on)
 
 
 @dataclass
@@ -98,7 +101,7 @@ def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, sinks: Sinks
         fresh = parsed.events | "SkipStoredEvents" >> SkipStoredEvents(seen)
         to_dedup, stored, replay_conflicts = fresh.events, [fresh.stored], [fresh.conflicts]
     deduped = to_dedup | "DeduplicateEvents" >> DeduplicateEvents(
-        opts.dedup_memory_s, opts.dedup_buckets, clock=clock)
+        opts.dedup_memory_s, opts.dedup_buckets, clock=clock, emit_duplicates=opts.analytics_on())
     events = deduped.events
     # Replayed events BigQuery already holds still go to their folders, which
     # keep each event once by themselves.
@@ -112,7 +115,7 @@ def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, sinks: Sinks
         sinks.tables.write("WriteConflicts", conflicts | "ToConflictRows" >> beam.Map(to_conflict_rows)),
         sinks.tables.write("WriteFilesWritten", written.files | "ToFileRows" >> beam.Map(_file_row)),
     ]
-    alerts = None
+    alerts = metrics = None
     if opts.analytics_on():
         # Analytics hang off the deduplicated trunk: each event counted once.
         alerts = events | "DetectBursts" >> DetectBursts(opts.alert_threshold, opts.lateness(), opts.alert_buckets)
@@ -120,7 +123,21 @@ def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, sinks: Sinks
         if sinks.alerts is not None:
             sinks.alerts(alerts)
     dead_letters = (parsed.dead_letter, *refused) | "AllDeadLetters" >> beam.Flatten()
+    if opts.analytics_on():
+        # Every part of the job reports its facts as small observations; the
+        # metrics step adds them up per (minute, type). Its own refused rows go
+        # to the dead-letter table below without being counted (no cycle).
+        policy = opts.lateness()
+        observations = (
+            events | "ObserveEvents" >> beam.Map(event_observations(policy)),
+            deduped.duplicates | "ObserveDuplicates" >> beam.Map(duplicate_observations(policy)),
+            conflicts | "ObserveConflicts" >> beam.Map(conflict_observations(policy)),
+            dead_letters | "ObserveDeadLetters" >> beam.Map(dead_letter_observations(policy)),
+        ) | "AllObservations" >> beam.Flatten()
+        metrics = observations | "MinuteMetrics" >> MinuteMetrics(policy, opts.metrics_emit_s, clock=clock)
+        dead_letters = (dead_letters, sinks.tables.write(
+            "WriteMetrics", metrics | "ToMetricsRows" >> beam.Map(metrics_table_row))) | "WithMetricsRefusals" >> beam.Flatten()
     sinks.tables.write("WriteDeadLetterTable", dead_letters | "ToDeadLetterRows" >> beam.Map(to_dead_letter_rows),
                        dead_letter_table=True)
     return JobOutputs(events=events, dead_letters=dead_letters, conflicts=conflicts, files=written.files,
-                      alerts=alerts)
+                      alerts=alerts, metrics=metrics)

@@ -20,7 +20,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
 
 from pipeline.options import EcommerceOptions, OptionsError, parse_options
-from schemas import ALERTS_TABLE, CONFLICTS_TABLE, DEAD_LETTER_TABLE, FILES_WRITTEN_TABLE, event_specs
+from schemas import (ALERTS_TABLE, CONFLICTS_TABLE, DEAD_LETTER_TABLE, FILES_WRITTEN_TABLE, METRICS_TABLE,
+                     event_specs)
 
 _log = logging.getLogger(__name__)
 PROG = "python -m pipeline"
@@ -91,7 +92,7 @@ def preflight(opts: EcommerceOptions, bigquery_client_factory, storage_client_fa
         bq, out = bigquery_client_factory(project), []
         wanted = [spec.name for spec in event_specs().values()] + [DEAD_LETTER_TABLE, CONFLICTS_TABLE,
                                                                    FILES_WRITTEN_TABLE]
-        for table in wanted + ([ALERTS_TABLE] if opts.analytics_on() else []):
+        for table in wanted + ([ALERTS_TABLE, METRICS_TABLE] if opts.analytics_on() else []):
             try:
                 bq.get_table(f"{project}.{opts.dataset}.{table}", timeout=5, retry=None)
             except gexc.NotFound:

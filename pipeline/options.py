@@ -78,7 +78,11 @@ class EcommerceOptions(PipelineOptions):
                             "watermark follows publish time and each event is stamped with its body's event time.")
         g.add_argument("--analytics", default="on", choices=["on", "off"],
                        help="on (default): the streaming analytics run on the event trunk (anomaly alerts to the "
-                            "alerts table and topic). off: events, files, dead letters and conflicts only.")
+                            "alerts table and topic), per-minute metrics (metrics_per_minute) and sessions. off: events, "
+                            "files, dead letters and conflicts only.")
+        g.add_argument("--metrics_emit_s", type=float, default=5.0,
+                       help="Seconds of processing time between versions of a minute's metrics row while updates "
+                            "arrive (pipeline/metrics.py).")
         g.add_argument("--alert_threshold", type=int, default=ALERT_THRESHOLD,
                        help="An alert when one user has more than this many events in one minute of event time.")
         g.add_argument("--alert_buckets", type=int, default=4096,
@@ -156,6 +160,8 @@ class EcommerceOptions(PipelineOptions):
             problems.append("--bq_batch_size must be between 1 and 10000 (insertAll limit)")
         if not 1 <= self.alert_buckets <= 1 << 24:
             problems.append(f"--alert_buckets {self.alert_buckets} must be between 1 and 16777216")
+        if not 0.1 <= self.metrics_emit_s <= 3600:
+            problems.append(f"--metrics_emit_s {self.metrics_emit_s} must be between 0.1 and 3600")
         if self.alert_threshold < 1:
             problems.append("--alert_threshold must be at least 1")
         if self.alerts_topic and not _TOPIC_RE.match(self.alerts_topic):

@@ -32,6 +32,7 @@ from schemas.contract import (Canonical, bigquery_row, conflict_row, format_time
 _log = logging.getLogger(__name__)
 DEAD_LETTER = "dead_letter"
 CONFLICTS = "conflicts"
+DUPLICATES = "duplicates"
 _MAX_FIELD_COUNTERS = 50  # distinct unknown-field counters per worker: names come from producers
 
 
@@ -210,9 +211,10 @@ class _DedupFn(beam.DoFn):
 
     MEMORY = userstate.BagStateSpec("memory", FastPrimitivesCoder())  # (generation, digest, content hash)
 
-    def __init__(self, memory_s: int, clock=time.time):
+    def __init__(self, memory_s: int, clock=time.time, emit_duplicates: bool = False):
         self.memory_s = memory_s
         self.clock = clock
+        self.emit_duplicates = emit_duplicates
         self._duplicates = {t: _counter("duplicates", t) for t in event_specs()}
         self._conflicts = {t: _counter("conflicts", t) for t in event_specs()}
 
@@ -243,6 +245,8 @@ class _DedupFn(beam.DoFn):
             yield accepted
         elif seen == event.content_hash:
             self._duplicates[event.event_type].inc()
+            if self.emit_duplicates:  # for the per-minute metrics: (type, event time), not the event
+                yield beam.pvalue.TaggedOutput(DUPLICATES, (event.event_type, to_micros(event.event_time)))
         else:
             self._conflicts[event.event_type].inc()
             yield beam.pvalue.TaggedOutput(CONFLICTS, accepted_conflict_row(accepted, seen, "dedup",
@@ -251,11 +255,13 @@ class _DedupFn(beam.DoFn):
 
 class DeduplicateEvents(beam.PTransform):
     """Accepted -> {'events': first copy of each identity, 'conflicts':
-    conflicts-table rows}; duplicates are counted and dropped."""
+    conflicts-table rows, 'duplicates': (event type, event time us) of each
+    copy dropped, when `emit_duplicates`}; duplicates are counted and dropped."""
 
-    def __init__(self, memory_s: int, buckets: int = 16384, clock=time.time):
+    def __init__(self, memory_s: int, buckets: int = 16384, clock=time.time, emit_duplicates: bool = False):
         super().__init__()
         self.memory_s, self.buckets, self.clock = memory_s, buckets, clock
+        self.emit_duplicates = emit_duplicates
 
     def expand(self, accepted):
         buckets = self.buckets
@@ -267,8 +273,8 @@ class DeduplicateEvents(beam.PTransform):
         return (accepted
                 | "KeyByIdentityBucket" >> beam.Map(by_bucket).with_output_types(
                     typing.Tuple[int, typing.Tuple[bytes, Accepted]])
-                | "RememberIdentities" >> beam.ParDo(_DedupFn(self.memory_s, self.clock)).with_outputs(
-                    CONFLICTS, main="events"))
+                | "RememberIdentities" >> beam.ParDo(_DedupFn(self.memory_s, self.clock, self.emit_duplicates))
+                .with_outputs(CONFLICTS, DUPLICATES, main="events"))
 
 
 STORED = "stored"

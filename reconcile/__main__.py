@@ -24,6 +24,7 @@ from common.cli import Parser, fail
 from common.clients import SetupError, check_services
 from reconcile.checks import FAR_FUTURE, FAR_PAST, Scope, run_all
 from reconcile.report import print_results, write_json, write_png
+from pipeline.policy import LatenessPolicy
 from schemas.contract import ALERT_THRESHOLD
 
 
@@ -46,6 +47,9 @@ def build_parser() -> Parser:
     parser.add_argument("--output-prefix", help="the job's --output_prefix, to check the files too")
     parser.add_argument("--alert-threshold", type=int, default=ALERT_THRESHOLD,
                         help=f"the job's --alert_threshold (default {ALERT_THRESHOLD}), for the alerts check")
+    parser.add_argument("--allowed-lateness-s", type=int, default=LatenessPolicy.allowed_lateness_s,
+                        help=f"the job's --allowed_lateness_s (default {LatenessPolicy.allowed_lateness_s}), for the "
+                             "metrics check")
     parser.add_argument("--no-ledger", action="store_true",
                         help="production mode: compare BigQuery, the job's files_written and the files per minute "
                              "for --start/--end, without a producer ledger")
@@ -115,7 +119,8 @@ def main(argv=None) -> int:
         outcome = run_no_ledger(client, args.project, args.dataset, args.output_prefix, start, end, deep=args.deep)
         name = f"{start:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}"
     else:
-        outcome = run_all(client, args.project, args.dataset, args.output_prefix, Scope(args.run_id, start, end, args.alert_threshold))
+        outcome = run_all(client, args.project, args.dataset, args.output_prefix, Scope(args.run_id, start, end, args.alert_threshold,
+                                                                                  args.allowed_lateness_s))
         name = args.run_id or f"{start:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}"
     passed = print_results(outcome)
     report_dir = args.report_dir / name

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pipeline.policy import LatenessPolicy
 from provision import substitute
 from reconcile.files import FileInventory, scan
 from schemas import event_specs
@@ -32,6 +33,7 @@ class Scope:
     start: datetime = FAR_PAST
     end: datetime = FAR_FUTURE
     alert_threshold: int = ALERT_THRESHOLD  # what the job ran with (--alert_threshold)
+    allowed_lateness_s: int = LatenessPolicy.allowed_lateness_s  # what the job ran with (--allowed_lateness_s)
 
 
 @dataclass
@@ -92,6 +94,8 @@ def run_sql(client, name: str, project: str, dataset: str, scope: Scope) -> list
     params = {"run_id": scope.run_id, "start": scope.start, "end": scope.end}
     if "@threshold" in sql:
         params["threshold"] = scope.alert_threshold
+    if "@allowed_lateness_s" in sql:
+        params["allowed_lateness_s"] = scope.allowed_lateness_s
     rows = query(client, sql, params)
     # sample_* columns hold every offending id (LIMIT inside ARRAY_AGG is not
     # portable to the emulator); five are enough for a report.
@@ -247,6 +251,9 @@ def run_all(client, project: str, dataset: str, output_prefix: str | None, scope
                     run_sql(client, "07_conflicts.sql", project, dataset, scope)),
         CheckResult("alerts", f"8. Anomaly alerts: one per (user, minute) with more than {scope.alert_threshold} "
                               "events, no other", run_sql(client, "08_alerts.sql", project, dataset, scope)),
+        CheckResult("metrics", "9. Per-minute metrics: events and users as stored, late counts, duplicates, "
+                               "conflicts and dead letters as the producer sent them",
+                    run_sql(client, "09_metrics.sql", project, dataset, scope)),
         content,
     ])
     good = _good(ledger)

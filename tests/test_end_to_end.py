@@ -170,6 +170,11 @@ def test_everything_arrives_once_where_its_event_time_says(completed_run, stack)
         {"run": RUN_ID})}
     assert sorted(_pull_alert_ids(stack, len(stored))) == sorted(stored)
     assert sum(r["dead_lettered"] for r in checks["malformed"].rows) == stats.malformed
+    # The job's own per-minute metrics match the ledger minute by minute (check 9), on a run with every fault.
+    metrics = [r for r in checks["metrics"].rows if r["metrics_events"] is not None]
+    assert sum(r["metrics_events"] for r in metrics) >= 240 and sum(r["metrics_late"] for r in metrics) > 0
+    assert sum(r["metrics_far_late"] for r in metrics) > 0 and sum(r["metrics_duplicates"] for r in metrics) > 0
+    assert sum(r["metrics_dead_letters"] or 0 for r in checks["metrics"].rows) >= stats.malformed
     assert sum(r["found"] for r in checks["conflicts"].rows) == stats.conflicts
     assert sum(r["published_more_than_once"] for r in checks["duplicates"].rows) > 0
     assert 0 < sum(r["beyond_allowed_lateness"] for r in checks["late"].rows) == outcome["ledger_far_late"]
@@ -251,6 +256,23 @@ def test_each_sql_check_catches_its_fault(completed_run, stack):
     late = query(client, f"SELECT event_id FROM {t('producer_ledger')} WHERE run_id = @run AND event_type = "
                           "'inventory' AND intended_delay_s > 0 AND NOT malformed AND NOT conflict LIMIT 1",
                  {"run": RUN_ID})[0]["event_id"]
+    assert failing() == set()
+
+    # Per-minute metrics: a newer version that lost an event, one that counts
+    # a user too many, one that lost the late count, one that lost a dead letter.
+    metrics = t("metrics_per_minute")
+    cell = query(client, f"SELECT minute, event_type, generation FROM {t('metrics_per_minute_current')} m "
+                         f"JOIN {metrics} USING (minute, event_type) WHERE m.late > 0 AND m.dead_letters > 0 "
+                         "AND m.unique_users > 0 ORDER BY m.events DESC LIMIT 1")
+    assert cell, "the run must have a minute with late events, dead letters and users"
+    key = {"minute": cell[0]["minute"], "type": cell[0]["event_type"], "gen": cell[0]["generation"]}
+    for change in ("events - 1 AS events", "unique_users + 1 AS unique_users", "0 AS late",
+                   "dead_letters - 1 AS dead_letters"):
+        run(f"INSERT INTO {metrics} SELECT * REPLACE (version + 1000 AS version, {change}, 'damaged' AS metrics_id) "
+            f"FROM {metrics} WHERE minute = @minute AND event_type = @type AND generation = @gen "
+            "QUALIFY ROW_NUMBER() OVER (ORDER BY version DESC) = 1", key)
+        assert failing() == {"metrics"}, change
+        run(f"DELETE FROM {metrics} WHERE metrics_id = 'damaged'")
     assert failing() == set()
 
     # A raw row beyond the copies the producer published.

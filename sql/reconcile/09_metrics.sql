@@ -1,0 +1,112 @@
+-- 9. Per-minute metrics (the view metrics_per_minute_current, written by the
+-- job as it runs) agree with what the job stored and what the producer sent,
+-- in every (minute, type) where the ledger has events:
+--   events       = events of that minute and type in the dedup views (every
+--                  run: the job counts what it stores; check 4 proves the run's
+--                  events are the ledger's);
+--   unique_users = distinct users among them (the user field of each schema:
+--                  order.customer_id, user_activity.user_id; none for inventory);
+--   late, far_late between the counts by the first and by the last publish
+--                  time of the accepted content (the job sees one of its
+--                  copies), with the allowed lateness the job ran with;
+--   duplicates, conflicts at least the ledger's (Pub/Sub may deliver a copy
+--                  more than once; each delivery is counted);
+-- and dead letters at least the ledger's malformed copies in each minute of
+-- publish time, summed over types (a malformed body may not say its type).
+WITH ledger AS (
+  SELECT *
+  FROM `${PROJECT}.${DATASET}.producer_ledger`
+  WHERE (@run_id = '' OR run_id = @run_id)
+    AND event_time >= @start AND event_time < @end
+),
+accepted AS (
+  SELECT event_type, event_id, TIMESTAMP_TRUNC(event_time, MINUTE) AS minute, copies,
+         (SELECT MIN(p) FROM UNNEST(publish_times) AS p) AS first_publish,
+         (SELECT MAX(p) FROM UNNEST(publish_times) AS p) AS last_publish
+  FROM ledger
+  WHERE NOT malformed AND NOT conflict
+),
+expected AS (
+  SELECT minute, event_type,
+         SUM(copies - 1) AS duplicates,
+         COUNTIF(first_publish > TIMESTAMP_ADD(minute, INTERVAL 60 SECOND)
+                 AND first_publish <= TIMESTAMP_ADD(minute, INTERVAL 60 + @allowed_lateness_s SECOND)) AS late_first,
+         COUNTIF(last_publish > TIMESTAMP_ADD(minute, INTERVAL 60 SECOND)
+                 AND last_publish <= TIMESTAMP_ADD(minute, INTERVAL 60 + @allowed_lateness_s SECOND)) AS late_last,
+         COUNTIF(first_publish > TIMESTAMP_ADD(minute, INTERVAL 60 + @allowed_lateness_s SECOND)) AS far_late_first,
+         COUNTIF(last_publish > TIMESTAMP_ADD(minute, INTERVAL 60 + @allowed_lateness_s SECOND)) AS far_late_last
+  FROM accepted
+  GROUP BY minute, event_type
+),
+conflicting AS (
+  SELECT TIMESTAMP_TRUNC(event_time, MINUTE) AS minute, event_type, SUM(copies) AS conflicts
+  FROM ledger
+  WHERE conflict AND NOT malformed
+  GROUP BY minute, event_type
+),
+stored_users AS (
+  SELECT 'order' AS event_type, event_id, event_time, customer_id AS user_id
+  FROM `${PROJECT}.${DATASET}.order_events_dedup`
+  UNION ALL
+  SELECT 'user_activity', event_id, event_time, user_id
+  FROM `${PROJECT}.${DATASET}.user_activity_events_dedup`
+  UNION ALL
+  SELECT 'inventory', event_id, event_time, CAST(NULL AS STRING)
+  FROM `${PROJECT}.${DATASET}.inventory_events_dedup`
+),
+stored AS (
+  SELECT TIMESTAMP_TRUNC(event_time, MINUTE) AS minute, event_type, COUNT(*) AS events,
+         COUNT(DISTINCT user_id) AS users
+  FROM stored_users
+  WHERE TIMESTAMP_TRUNC(event_time, MINUTE) IN (SELECT minute FROM expected)
+  GROUP BY minute, event_type
+),
+metrics AS (
+  SELECT * FROM `${PROJECT}.${DATASET}.metrics_per_minute_current`
+  WHERE minute IN (SELECT minute FROM expected)
+),
+per_type AS (
+  SELECT
+    e.minute, e.event_type,
+    s.events AS stored_events, m.events AS metrics_events,
+    IF(e.event_type = 'inventory', NULL, s.users) AS stored_users, m.unique_users AS metrics_users,
+    e.late_first, e.late_last, m.late AS metrics_late,
+    e.far_late_first, e.far_late_last, m.far_late AS metrics_far_late,
+    e.duplicates AS ledger_duplicates, m.duplicates AS metrics_duplicates,
+    COALESCE(c.conflicts, 0) AS ledger_conflicts, m.conflicts AS metrics_conflicts,
+    IF(m.minute IS NULL
+       OR m.events != s.events
+       OR IFNULL(m.unique_users, -1) != IFNULL(IF(e.event_type = 'inventory', NULL, s.users), -1)
+       OR m.late < LEAST(e.late_first, e.late_last) OR m.late > GREATEST(e.late_first, e.late_last)
+       OR m.far_late < LEAST(e.far_late_first, e.far_late_last)
+       OR m.far_late > GREATEST(e.far_late_first, e.far_late_last)
+       OR m.duplicates < e.duplicates
+       OR m.conflicts < COALESCE(c.conflicts, 0), 1, 0) AS failures
+  FROM expected AS e
+  LEFT JOIN stored AS s USING (minute, event_type)
+  LEFT JOIN metrics AS m USING (minute, event_type)
+  LEFT JOIN conflicting AS c USING (minute, event_type)
+),
+malformed_copies AS (
+  SELECT TIMESTAMP_TRUNC(p, MINUTE) AS minute, COUNT(*) AS copies
+  FROM ledger, UNNEST(publish_times) AS p
+  WHERE malformed
+  GROUP BY minute
+),
+dead AS (
+  SELECT minute, SUM(dead_letters) AS dead_letters
+  FROM `${PROJECT}.${DATASET}.metrics_per_minute_current`
+  GROUP BY minute
+)
+SELECT minute, event_type, stored_events, metrics_events, stored_users, metrics_users, late_first, late_last,
+       metrics_late, far_late_first, far_late_last, metrics_far_late, ledger_duplicates, metrics_duplicates,
+       ledger_conflicts, metrics_conflicts, CAST(NULL AS INT64) AS ledger_malformed_copies,
+       CAST(NULL AS INT64) AS metrics_dead_letters, failures
+FROM per_type
+UNION ALL
+SELECT f.minute, '(dead letters, every type)', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, f.copies, COALESCE(d.dead_letters, 0),
+       IF(COALESCE(d.dead_letters, 0) < f.copies, 1, 0)
+FROM malformed_copies AS f
+LEFT JOIN dead AS d USING (minute)
+ORDER BY minute, event_type;
