@@ -53,6 +53,29 @@ def wait_for_reconciliation(stack: LocalStack, run_id: str, timeout_s: float, jo
                              every_s=10)
 
 
+def analytics_summary(project: str) -> list[str]:
+    """One line per analytics table: what the job wrote."""
+    from common.clients import bigquery_client
+    from reconcile.checks import query
+
+    client = bigquery_client(project)
+    t = lambda name: f"`{project}.{DATASET}.{name}`"  # noqa: E731
+    m = query(client, f"SELECT COUNT(*) AS cells, SUM(events) AS events, SUM(late) AS late, SUM(far_late) AS far, "
+                      f"SUM(duplicates) AS dups, SUM(dead_letters) AS dead, MIN(minute) AS lo, MAX(minute) AS hi "
+                      f"FROM {t('metrics_per_minute_current')}")[0]
+    s = query(client, f"SELECT COUNT(*) AS n, COUNTIF(converted) AS converted, AVG(event_count) AS avg_events "
+                      f"FROM {t('user_sessions_current')}")[0]
+    a = query(client, f"SELECT COUNT(*) AS n FROM {t('alerts_current')}")[0]
+    lines = [f"metrics_per_minute_current: {m['cells']} (minute, type) rows, {m['events'] or 0} events, "
+             f"{m['late'] or 0} late, {m['far'] or 0} far late, {m['dups'] or 0} duplicates, {m['dead'] or 0} dead "
+             f"letters" + (f", minutes {m['lo']:%H:%M}-{m['hi']:%H:%M} UTC" if m["lo"] else ""),
+             f"user_sessions_current: {s['n']} closed sessions ({s['converted'] or 0} converted"
+             + (f", {s['avg_events']:.1f} events on average)" if s["n"] else ")")
+             + " - a session closes 30 minutes after its last event (--session_gap_s)",
+             f"alerts_current: {a['n']} alerts"]
+    return lines
+
+
 def main(argv=None) -> int:
     parser = Parser("python -m demo", __doc__)
     parser.add_argument("--duration", type=float, default=60, help="seconds of event generation (default 60)")
@@ -63,6 +86,10 @@ def main(argv=None) -> int:
     parser.add_argument("--settle-timeout", type=float, default=300,
                         help="max seconds to wait after the simulator for every minute folder to complete")
     parser.add_argument("--keep", action="store_true", help="leave the emulators running (stop: kill the PIDs shown)")
+    parser.add_argument("--dashboard", action="store_true",
+                        help="open the live dashboard (python -m dashboard) while the demo runs, print its URL, and "
+                             "keep it and the emulators up at the end until Ctrl-C")
+    parser.add_argument("--dashboard-port", type=int, default=8050, help="the dashboard's port (default 8050)")
     args = parser.parse_args(argv)
 
     workdir = PROJECT_ROOT / ".local" / "demo"
@@ -70,7 +97,7 @@ def main(argv=None) -> int:
     workdir.mkdir(parents=True)
     run_id = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     stack = LocalStack(workdir=workdir / "stack")
-    job = None
+    job = dashboard = None
     try:
         with interrupts_raise():
             _say("starting the local stack (Pub/Sub, BigQuery and Cloud Storage emulators on 127.0.0.1)")
@@ -86,6 +113,14 @@ def main(argv=None) -> int:
             job = start_job(stack, workdir / "job.log", subscription=SUBSCRIPTION, dataset=DATASET, bucket=BUCKET,
                             extra=[f"--metrics_out={workdir / 'job-metrics.json'}"])
             wait_until_running(job, workdir / "job.log")
+            if args.dashboard:
+                from dashboard.process import start as start_dashboard, wait_until_serving
+
+                url = f"http://127.0.0.1:{args.dashboard_port}/"
+                dashboard = start_dashboard(stack.env(), stack.project, DATASET, args.dashboard_port,
+                                            workdir / "dashboard.log")
+                wait_until_serving(dashboard, url, workdir / "dashboard.log")
+                _say(f"dashboard: {url} (refreshes every 5 s; log {workdir / 'dashboard.log'})")
             _say(f"simulating {args.duration:.0f}s at {args.rate}/s (run {run_id}) in the brief's format: ~10% 30-60s "
                  "late, duplicates, conflicting copies, malformed, unknown fields, some beyond the allowed lateness")
             ledger = workdir / "ledger.jsonl"
@@ -112,10 +147,17 @@ def main(argv=None) -> int:
                   f"{stack.project}.{DATASET}.order_events, inventory_events, user_activity_events, dead_letter, "
                   "conflicts, files_written, producer_ledger; views orders_current, inventory_stock, *_dedup")
             print(f"  ledger: {ledger}\n  job log: {workdir / 'job.log'}")
+            _say("streaming analytics")
+            for line in analytics_summary(stack.project):
+                print("  " + line)
             print("\nRECONCILIATION PASSED" if passed else "\nRECONCILIATION FAILED")
             if args.keep:
                 print("emulators left running: " + ", ".join(f"{s.name} pid {s.pid}" for s in stack.services))
                 print("export " + " ".join(f"{k}={v}" for k, v in stack.env().items()))
+            if dashboard is not None:
+                _say(f"the dashboard stays up at http://127.0.0.1:{args.dashboard_port}/ ; Ctrl-C stops it and the "
+                     "emulators")
+                dashboard.wait()
             return 0 if passed else 1
     except StackError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -126,6 +168,8 @@ def main(argv=None) -> int:
     finally:
         if job is not None and job.poll() is None:
             stop_pid(job.pid, timeout=30)
+        if dashboard is not None and dashboard.poll() is None:
+            stop_pid(dashboard.pid, timeout=10)
         if not args.keep:
             stack.stop()
 

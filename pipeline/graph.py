@@ -24,6 +24,7 @@ from pipeline.metrics import (MinuteMetrics, conflict_observations, dead_letter_
                               duplicate_observations, event_observations, metrics_table_row)
 from pipeline.minute_files import FileRecord, MinuteFiles
 from pipeline.options import EcommerceOptions
+from pipeline.sessions import UserSessions, session_table_row
 from pipeline.transforms import (DeduplicateEvents, ParseEvents, SkipStoredEvents, table_row_maker,
                                  to_conflict_rows, to_dead_letter_rows)
 from schemas import FILES_WRITTEN_TABLE
@@ -40,6 +41,7 @@ class JobOutputs:
     files: beam.PCollection         # FileRecord per file written
     alerts: beam.PCollection | None = None  # Alert per (user, minute) burst (--analytics=on)
     metrics: beam.PCollection | None = None  # MetricsRow versions per (minute, type) (--analytics=on)
+    sessions: beam.PCollection | None = None  # SessionRow versions per user session (--analytics=on)
 
 
 @dataclass
@@ -101,7 +103,7 @@ def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, sinks: Sinks
         fresh = parsed.events | "SkipStoredEvents" >> SkipStoredEvents(seen)
         to_dedup, stored, replay_conflicts = fresh.events, [fresh.stored], [fresh.conflicts]
     deduped = to_dedup | "DeduplicateEvents" >> DeduplicateEvents(
-        opts.dedup_memory_s, opts.dedup_buckets, clock=clock, emit_duplicates=opts.analytics_on())
+        opts.dedup_memory_s, opts.dedup_buckets, clock=clock, emit_duplicates=opts.analytics_on("metrics"))
     events = deduped.events
     # Replayed events BigQuery already holds still go to their folders, which
     # keep each event once by themselves.
@@ -115,15 +117,18 @@ def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, sinks: Sinks
         sinks.tables.write("WriteConflicts", conflicts | "ToConflictRows" >> beam.Map(to_conflict_rows)),
         sinks.tables.write("WriteFilesWritten", written.files | "ToFileRows" >> beam.Map(_file_row)),
     ]
-    alerts = metrics = None
-    if opts.analytics_on():
-        # Analytics hang off the deduplicated trunk: each event counted once.
+    alerts = metrics = sessions = None
+    # Analytics hang off the deduplicated trunk: each event counted once.
+    if opts.analytics_on("alerts"):
         alerts = events | "DetectBursts" >> DetectBursts(opts.alert_threshold, opts.lateness(), opts.alert_buckets)
         refused.append(sinks.tables.write("WriteAlerts", alerts | "ToAlertRows" >> beam.Map(alert_table_row)))
         if sinks.alerts is not None:
             sinks.alerts(alerts)
+    if opts.analytics_on("sessions"):
+        sessions = events | "UserSessions" >> UserSessions(opts.lateness(), opts.session_gap_s)
+        refused.append(sinks.tables.write("WriteSessions", sessions | "ToSessionRows" >> beam.Map(session_table_row)))
     dead_letters = (parsed.dead_letter, *refused) | "AllDeadLetters" >> beam.Flatten()
-    if opts.analytics_on():
+    if opts.analytics_on("metrics"):
         # Every part of the job reports its facts as small observations; the
         # metrics step adds them up per (minute, type). Its own refused rows go
         # to the dead-letter table below without being counted (no cycle).
@@ -140,4 +145,4 @@ def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, sinks: Sinks
     sinks.tables.write("WriteDeadLetterTable", dead_letters | "ToDeadLetterRows" >> beam.Map(to_dead_letter_rows),
                        dead_letter_table=True)
     return JobOutputs(events=events, dead_letters=dead_letters, conflicts=conflicts, files=written.files,
-                      alerts=alerts, metrics=metrics)
+                      alerts=alerts, metrics=metrics, sessions=sessions)

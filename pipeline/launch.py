@@ -21,7 +21,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from pipeline.options import EcommerceOptions, OptionsError, parse_options
 from schemas import (ALERTS_TABLE, CONFLICTS_TABLE, DEAD_LETTER_TABLE, FILES_WRITTEN_TABLE, METRICS_TABLE,
-                     event_specs)
+                     SESSIONS_TABLE, event_specs)
 
 _log = logging.getLogger(__name__)
 PROG = "python -m pipeline"
@@ -76,7 +76,7 @@ def preflight(opts: EcommerceOptions, bigquery_client_factory, storage_client_fa
         return []
 
     def alerts_topic() -> list[str]:
-        if not opts.analytics_on():
+        if not opts.analytics_on("alerts"):
             return []
         topic = opts.alerts_topic_path()
         try:
@@ -92,7 +92,8 @@ def preflight(opts: EcommerceOptions, bigquery_client_factory, storage_client_fa
         bq, out = bigquery_client_factory(project), []
         wanted = [spec.name for spec in event_specs().values()] + [DEAD_LETTER_TABLE, CONFLICTS_TABLE,
                                                                    FILES_WRITTEN_TABLE]
-        for table in wanted + ([ALERTS_TABLE, METRICS_TABLE] if opts.analytics_on() else []):
+        analytics = (("alerts", ALERTS_TABLE), ("metrics", METRICS_TABLE), ("sessions", SESSIONS_TABLE))
+        for table in wanted + [table for part, table in analytics if opts.analytics_on(part)]:
             try:
                 bq.get_table(f"{project}.{opts.dataset}.{table}", timeout=5, retry=None)
             except gexc.NotFound:

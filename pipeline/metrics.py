@@ -39,6 +39,18 @@ dead letter is in exactly one), takes the lag percentiles of the largest, and
 says ``unique_users_exact = false`` when users came in more than one (their
 sum is then an upper bound).
 
+**When the state is lost.** On Dataflow the state survives worker failures
+and updates; a drain fires the release timers, so every generation ends
+with its final row. A cancelled job, or a local run that is stopped or
+killed (the DirectRunner keeps its state in memory), loses what its open
+generations counted since their last version (at most ``emit_s`` seconds),
+and a replay does not count again what BigQuery already holds. Such a
+generation never gets its final row, and a newer job incarnation (every
+row says which graph wrote it, ``job_incarnation``) writes after it: the
+view marks its (minute, type) ``complete = false``, the dashboard shows it,
+and the reconciliation (check 9) holds the job to exact counts only where
+``complete`` is true.
+
 Before the state, a stateless step adds up each bundle's observations per
 (type, minute), so the state is touched once per key and bundle, not once per
 event.
@@ -242,8 +254,9 @@ class _MinuteMetricsFn(beam.DoFn):
     EMIT = userstate.TimerSpec("emit_metrics", userstate.TimeDomain.REAL_TIME)
     RELEASE = userstate.TimerSpec("release_metrics", userstate.TimeDomain.WATERMARK)
 
-    def __init__(self, policy: LatenessPolicy, emit_s: float, clock=time.time):
+    def __init__(self, policy: LatenessPolicy, emit_s: float, clock=time.time, incarnation: str | None = None):
         self.policy, self.emit_s, self.clock = policy, emit_s, clock
+        self.incarnation = incarnation or uuid.uuid4().hex[:16]
         self.rows = Metrics.counter("metrics", "rows_emitted")
         self.generations = Metrics.counter("metrics", "generations")
 
@@ -298,6 +311,7 @@ class _MinuteMetricsFn(beam.DoFn):
             "dead_letter_reasons": [{"reason": r, "count": n} for r, n in sorted(counts["reasons"].items())],
             "late": counts["late"], "far_late": counts["far_late"],
             "emitted_at": format_timestamp(from_micros(int(self.clock() * 1_000_000))),
+            "job_incarnation": self.incarnation,
         }
         for name in ("lag_event", "lag_publish"):
             for q in PERCENTILES:
@@ -311,16 +325,21 @@ class MinuteMetrics(beam.PTransform):
     """Observations (the tuples made by the *_observations functions) ->
     MetricsRow versions per (minute, type), as the module docstring says."""
 
-    def __init__(self, policy: LatenessPolicy, emit_s: float = 5.0, clock=time.time):
+    def __init__(self, policy: LatenessPolicy, emit_s: float = 5.0, clock=time.time, incarnation: str | None = None):
         super().__init__()
         self.policy, self.emit_s, self.clock = policy, emit_s, clock
+        # Made once, when the graph is built: every worker of a Dataflow job
+        # unpickles the same value; a local process, a restart or an update
+        # builds a new graph and so a new incarnation.
+        self.incarnation = incarnation or uuid.uuid4().hex[:16]
 
     def expand(self, observations):
         return (observations
                 | "InGlobalWindow" >> beam.WindowInto(GlobalWindows())
                 | "TallyPerBundle" >> beam.ParDo(_TallyPerBundle()).with_output_types(
                     typing.Tuple[typing.Tuple[str, int], typing.Any])
-                | "CountPerMinute" >> beam.ParDo(_MinuteMetricsFn(self.policy, self.emit_s, self.clock))
+                | "CountPerMinute" >> beam.ParDo(_MinuteMetricsFn(self.policy, self.emit_s, self.clock,
+                                                                  self.incarnation))
                 .with_output_types(MetricsRow))
 
 

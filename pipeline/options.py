@@ -23,6 +23,8 @@ from pipeline.suggest import unknown_arguments
 from pipeline.validation import Limits
 from schemas.contract import ALERT_THRESHOLD, ALERTS_TOPIC
 
+ANALYTICS_PARTS = ("alerts", "metrics", "sessions")  # --analytics steps, in graph order
+
 _SUBSCRIPTION_RE = re.compile(r"^projects/[a-z][-a-z0-9]{4,61}[a-z0-9]/subscriptions/[A-Za-z][-A-Za-z0-9._~%+]{2,254}$")
 _TOPIC_RE = re.compile(r"^projects/[a-z][-a-z0-9]{4,61}[a-z0-9]/topics/[A-Za-z][-A-Za-z0-9._~%+]{2,254}$")
 _PROJECT_RE = re.compile(r"^[a-z][-a-z0-9]{4,61}[a-z0-9]$")
@@ -76,13 +78,17 @@ class EcommerceOptions(PipelineOptions):
                        help="on: Dataflow's watermark follows the event_time attribute (only for producers that "
                             "always set it: the connector fails every message without it). off (default): the "
                             "watermark follows publish time and each event is stamped with its body's event time.")
-        g.add_argument("--analytics", default="on", choices=["on", "off"],
-                       help="on (default): the streaming analytics run on the event trunk (anomaly alerts to the "
-                            "alerts table and topic), per-minute metrics (metrics_per_minute) and sessions. off: events, "
-                            "files, dead letters and conflicts only.")
+        g.add_argument("--analytics", default="on",
+                       help="on (default): every streaming analytics step runs on the event trunk: alerts (anomaly "
+                            "alerts to the alerts table and topic), metrics (metrics_per_minute) and sessions "
+                            "(user_sessions). off: events, files, dead letters and conflicts only. Or a comma list "
+                            f"of the steps wanted, e.g. alerts,metrics (of: {', '.join(ANALYTICS_PARTS)}).")
         g.add_argument("--metrics_emit_s", type=float, default=5.0,
                        help="Seconds of processing time between versions of a minute's metrics row while updates "
                             "arrive (pipeline/metrics.py).")
+        g.add_argument("--session_gap_s", type=int, default=1800,
+                       help="A user's session ends after this many seconds without an event (event time; "
+                            "pipeline/sessions.py).")
         g.add_argument("--alert_threshold", type=int, default=ALERT_THRESHOLD,
                        help="An alert when one user has more than this many events in one minute of event time.")
         g.add_argument("--alert_buckets", type=int, default=4096,
@@ -112,8 +118,18 @@ class EcommerceOptions(PipelineOptions):
     def alerts_topic_path(self) -> str:
         return self.alerts_topic or f"projects/{self.table_project()}/topics/{ALERTS_TOPIC}"
 
-    def analytics_on(self) -> bool:
-        return self.analytics == "on"
+    def analytics_parts(self) -> frozenset:
+        """The analytics steps to run (--analytics)."""
+        if self.analytics == "on":
+            return frozenset(ANALYTICS_PARTS)
+        if self.analytics == "off":
+            return frozenset()
+        return frozenset(p.strip() for p in self.analytics.split(",") if p.strip())
+
+    def analytics_on(self, part: str | None = None) -> bool:
+        """Any analytics step runs (or, with `part`, that one)."""
+        parts = self.analytics_parts()
+        return bool(parts) if part is None else part in parts
 
     def table_project(self) -> str:
         return self.bq_project or self.view_as(GoogleCloudOptions).project
@@ -160,8 +176,14 @@ class EcommerceOptions(PipelineOptions):
             problems.append("--bq_batch_size must be between 1 and 10000 (insertAll limit)")
         if not 1 <= self.alert_buckets <= 1 << 24:
             problems.append(f"--alert_buckets {self.alert_buckets} must be between 1 and 16777216")
+        unknown_parts = self.analytics_parts() - set(ANALYTICS_PARTS)
+        if unknown_parts:
+            problems.append(f"--analytics {self.analytics!r}: unknown step(s) {', '.join(sorted(unknown_parts))}; "
+                            f"give on, off or a comma list of {', '.join(ANALYTICS_PARTS)}")
         if not 0.1 <= self.metrics_emit_s <= 3600:
             problems.append(f"--metrics_emit_s {self.metrics_emit_s} must be between 0.1 and 3600")
+        if not 60 <= self.session_gap_s <= 7 * 24 * 3600:
+            problems.append(f"--session_gap_s {self.session_gap_s} must be between 60 and 604800")
         if self.alert_threshold < 1:
             problems.append("--alert_threshold must be at least 1")
         if self.alerts_topic and not _TOPIC_RE.match(self.alerts_topic):

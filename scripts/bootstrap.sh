@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything this project needs on a fresh machine, idempotently:
-# Debian packages (Java for the Pub/Sub emulator, shellcheck), the project's
+# Debian packages (Java for the Pub/Sub emulator, shellcheck, Chromium for the
+# dashboard's browser test), the project's
 # virtualenv (.venv) and the BigQuery emulator's own virtualenv (.venv-bq).
 # Re-running is cheap: each venv is rebuilt only when its requirements change.
 set -euo pipefail
@@ -19,6 +20,9 @@ die() { printf '[bootstrap] error: %s\n' "$*" >&2; exit 1; }
 missing=()
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+# Debian's Chromium and its driver: the dashboard's browser test (Selenium).
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+[[ -x /usr/bin/chromedriver ]] || missing+=(chromium-driver)
 if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
     say "installing Debian packages: ${missing[*]}"

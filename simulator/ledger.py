@@ -29,12 +29,18 @@ class LedgerWriter:
         with self._lock:  # publish callbacks run on the client's threads
             self._fh.write(data)
 
-    def record_copy(self, run_id: str, plan, copy_no: int, publish_time: str) -> None:
-        """One published copy of a simulator.faults.Plan, once its publish is confirmed."""
+    def record_copy(self, run_id: str, plan, copy_no: int, publish_time: str, confirmed_time: str | None = None,
+                    failed_attempt_times: list[str] = ()) -> None:
+        """One published copy of a simulator.faults.Plan, once its publish is
+        confirmed. Pub/Sub stamps the message somewhere between `publish_time`
+        (the call) and `confirmed_time` (its answer); an attempt that failed may
+        have been published too, at or after its own time."""
         self.record({
             "run_id": run_id, "event_id": plan.event_id, "event_type": plan.event_type,
             "event_time": plan.event_time, "content_hash": plan.content_hash, "payload_sha256": plan.payload_sha256,
-            "publish_time": publish_time, "copy": copy_no, "intended_delay_s": plan.intended_delay_s,
+            "publish_time": publish_time, "confirmed_time": confirmed_time or publish_time,
+            "failed_attempt_times": list(failed_attempt_times), "copy": copy_no,
+            "intended_delay_s": plan.intended_delay_s,
             "malformed": plan.malformed, "malformed_kind": plan.malformed_kind, "far_late": plan.far_late,
             "conflict": plan.conflict, "extra_fields": plan.extra_fields, "user_id": plan.user_id, "bot": plan.bot,
         })
@@ -68,15 +74,19 @@ def aggregate(lines: list[dict]) -> list[dict]:
                 "run_id": line["run_id"], "event_id": line["event_id"], "event_type": line["event_type"],
                 "event_time": line["event_time"], "content_hash": line.get("content_hash"),
                 "payload_sha256": line["payload_sha256"], "first_publish_time": None, "publish_times": [],
+                "confirmed_times": [], "failed_attempt_times": [],
                 "intended_delay_s": line["intended_delay_s"], "copies": 0, "malformed": line["malformed"],
                 "malformed_kind": line.get("malformed_kind"), "far_late": line.get("far_late", False),
                 "conflict": line.get("conflict", False), "extra_fields": line.get("extra_fields", []),
                 "user_id": line.get("user_id"), "bot": line.get("bot", False),
             }
         row["publish_times"].append(line["publish_time"])
+        row["confirmed_times"].append(line.get("confirmed_time") or line["publish_time"])
+        row["failed_attempt_times"].extend(line.get("failed_attempt_times") or [])
         row["copies"] += 1
     for row in rows.values():
-        row["publish_times"].sort()
+        for name in ("publish_times", "confirmed_times", "failed_attempt_times"):
+            row[name].sort()
         row["first_publish_time"] = row["publish_times"][0]
     # Which content of an identity is "the" event is decided by what was
     # published first, not by what the simulator planned: a failed publish

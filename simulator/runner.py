@@ -78,6 +78,7 @@ class Simulator:
         self._futures: set = set()
         self._retries: list = []
         self._attempts: dict = {}
+        self._failed_at: dict = {}  # (payload sha256, copy) -> times of attempts that failed
         self.max_publish_attempts = 12  # with capped backoff: several minutes of outage
         self.retry_base_s = 0.5
         self._lock = threading.Lock()
@@ -123,6 +124,9 @@ class Simulator:
                 key = (p.payload_sha256, copy_no)
                 attempt = self._attempts.get(key, 0) + 1
                 self._attempts[key] = attempt
+                # A failed attempt may still have been published (a timeout after
+                # Pub/Sub accepted it): the ledger keeps when it was tried.
+                self._failed_at.setdefault(key, []).append(publish_time)
                 if attempt > self.max_publish_attempts:
                     self.stats.failed += 1
                     _log.error("giving up on %s %s copy %d after %d attempts: %s", p.event_type,
@@ -135,7 +139,9 @@ class Simulator:
                     self._retries.append((time.monotonic() + delay, copy_no, p, message))
                 return
             self.stats.published += 1
-            self.ledger.record_copy(self.run_id, p, copy_no, publish_time)
+            self.ledger.record_copy(self.run_id, p, copy_no, publish_time,
+                                    confirmed_time=format_timestamp(datetime.now(timezone.utc)),
+                                    failed_attempt_times=self._failed_at.pop((p.payload_sha256, copy_no), []))
 
         future.add_done_callback(done)
 

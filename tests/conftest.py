@@ -68,9 +68,10 @@ def publish_bodies(stack, bodies: list[bytes], run_id: str, tmp: Path) -> dateti
     started = datetime.now(timezone.utc)
     for future in [publisher.publish(topic, body) for body in bodies]:
         future.result(timeout=30)
+    confirmed = format_timestamp(datetime.now(timezone.utc))
     ledger = LedgerWriter(tmp / f"{run_id}.jsonl")
     for body in bodies:
-        ledger.record_copy(run_id, plan_of_body(body), 0, format_timestamp(started))
+        ledger.record_copy(run_id, plan_of_body(body), 0, format_timestamp(started), confirmed_time=confirmed)
     ledger.close()
     load_to_bigquery(tmp / f"{run_id}.jsonl", stack.project, DATASET)
     return started

@@ -10,7 +10,9 @@ BundleBasedDirectRunner -> BigQuery + the files, then the reconciliation.
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
 import subprocess
 import time
 from datetime import datetime, timedelta, timezone
@@ -40,7 +42,7 @@ PREFIX = f"gs://{BUCKET}/output"
 @pytest.fixture(scope="module")
 def job(stack, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
-    proc = start_job(stack, tmp)
+    proc = start_job(stack, tmp, "--session_gap_s=60")  # sessions close within the test
     yield {"proc": proc, "log": tmp / "job.log"}
     stop_pid(proc.pid, timeout=30)
 
@@ -131,7 +133,10 @@ def completed_run(stack, job, tmp_path_factory):
     publisher = make_publisher()
     ledger_path = tmp / "ledger.jsonl"
     ledger = LedgerWriter(ledger_path)
-    faults = FaultConfig(late_fraction=0.15, late_min_s=20, late_max_s=40, duplicate_fraction=0.08,
+    # Late copies are held back 61-70 s: published after their minute's end
+    # whatever second of the minute the run starts at, so the run always has
+    # late events by the producer's clock (metrics.late) and late files.
+    faults = FaultConfig(late_fraction=0.15, late_min_s=61, late_max_s=70, duplicate_fraction=0.08,
                          duplicate_max_gap_s=20, conflict_fraction=0.06, malformed_fraction=0.05,
                          extra_field_fraction=0.05, far_late_fraction=0.03, bot_bursts_per_minute=40,
                          bot_burst_size=110)
@@ -172,6 +177,8 @@ def test_everything_arrives_once_where_its_event_time_says(completed_run, stack)
     assert sum(r["dead_lettered"] for r in checks["malformed"].rows) == stats.malformed
     # The job's own per-minute metrics match the ledger minute by minute (check 9), on a run with every fault.
     metrics = [r for r in checks["metrics"].rows if r["metrics_events"] is not None]
+    # No job stopped during the run: every cell is held to exact counts.
+    assert all(r["metrics_complete"] for r in metrics), [r for r in metrics if not r["metrics_complete"]]
     assert sum(r["metrics_events"] for r in metrics) >= 240 and sum(r["metrics_late"] for r in metrics) > 0
     assert sum(r["metrics_far_late"] for r in metrics) > 0 and sum(r["metrics_duplicates"] for r in metrics) > 0
     assert sum(r["metrics_dead_letters"] or 0 for r in checks["metrics"].rows) >= stats.malformed
@@ -208,6 +215,74 @@ def _pull_alert_ids(stack, wanted: int, timeout_s: float = 60) -> list[str]:
             sub.acknowledge(request={"subscription": path, "ack_ids": [m.ack_id for m in response.received_messages]})
     sub.close()
     return ids
+
+
+def test_sessions_close_and_hold_the_runs_user_events(completed_run, stack):
+    """The job runs with --session_gap_s=60 here: once the watermark passes
+    each user's last event plus a minute, user_sessions_current holds the
+    run's users' events, each in one session (events later than the gap plus
+    the allowed lateness excepted: Beam drops them from session windows)."""
+    client = bigquery_client(stack.project)
+    t = lambda name: f"`{stack.project}.{DATASET}.{name}`"  # noqa: E731
+    ledger = query(client, f"SELECT COUNTIF(NOT far_late) AS in_time, COUNT(*) AS all_events, "
+                           f"COUNT(DISTINCT user_id) AS users FROM {t('producer_ledger')} "
+                           "WHERE run_id = @run AND user_id IS NOT NULL AND NOT malformed AND NOT conflict",
+                   {"run": RUN_ID})[0]
+    sql = (f"SELECT COUNT(*) AS sessions, SUM(event_count) AS events, COUNT(DISTINCT user_id) AS users, "
+           f"COUNTIF(converted) AS converted FROM {t('user_sessions_current')} WHERE user_id IN "
+           f"(SELECT user_id FROM {t('producer_ledger')} WHERE run_id = @run)")
+    deadline, got = time.monotonic() + 240, None
+    while time.monotonic() < deadline:
+        got = query(client, sql, {"run": RUN_ID})[0]
+        if (got["events"] or 0) >= ledger["in_time"]:
+            break
+        time.sleep(2)
+    assert ledger["in_time"] <= got["events"] <= ledger["all_events"], (got, ledger)
+    assert got["users"] == ledger["users"] and got["sessions"] >= got["users"]
+    # A session of the bots: their bursts are one instant, so one session per burst minute at most.
+    rows = query(client, f"SELECT s.* FROM {t('user_sessions_current')} s WHERE user_id IN (SELECT user_id FROM "
+                         f"{t('producer_ledger')} WHERE run_id = @run AND bot) ORDER BY event_count DESC LIMIT 1",
+                 {"run": RUN_ID})
+    assert rows and rows[0]["event_count"] > 100 and rows[0]["gap_s"] == 60
+
+
+def test_the_dashboard_shows_the_run_in_a_real_browser(completed_run, stack, tmp_path):
+    from dashboard.process import start, wait_until_serving
+    from localstack.services import free_port
+    from tests.browser import chart_traces, chromium
+
+    client = bigquery_client(stack.project)
+    # The page's window: 30 minutes back from the newest minute with metrics.
+    since = (f"TIMESTAMP_SUB((SELECT MAX(minute) FROM `{stack.project}.{DATASET}.metrics_per_minute_current`), "
+             "INTERVAL 30 MINUTE)")
+    want = query(client, f"SELECT SUM(events) AS events, SUM(IF(event_type = 'order', events, 0)) AS orders, "
+                         f"SUM(dead_letters) AS dead, SUM(late) AS late "
+                         f"FROM `{stack.project}.{DATASET}.metrics_per_minute_current` WHERE minute >= {since}")[0]
+    alerts = query(client, f"SELECT COUNT(*) AS n FROM `{stack.project}.{DATASET}.alerts_current` "
+                           f"WHERE minute >= {since}")[0]["n"]
+    assert alerts == completed_run["stats"].bot_bursts and want["late"] > 0
+    port, log = free_port(), tmp_path / "dashboard.log"
+    proc = start(stack.env(), stack.project, DATASET, port, log, "--refresh_s=2")
+    try:
+        wait_until_serving(proc, f"http://127.0.0.1:{port}/", log)
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        with chromium() as driver:
+            driver.get(f"http://127.0.0.1:{port}/")
+            WebDriverWait(driver, 60, poll_frequency=0.2).until(
+                lambda d: d.find_element("id", "kpi-events").text not in ("", "-"))
+            text = lambda i: driver.find_element("id", i).text.replace(",", "")  # noqa: E731
+            assert int(text("kpi-events")) == want["events"]
+            assert int(text("kpi-dead-letters")) == want["dead"] and int(text("kpi-late")) == want["late"]
+            assert int(text("kpi-alerts")) == alerts
+            orders = next(t for t in chart_traces(driver, "events-chart") if t["name"] == "order")
+            assert sum(orders["y"]) == want["orders"]
+            shot = tmp_path / "dashboard-e2e.png"
+            assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+            if os.environ.get("DASHBOARD_SCREENSHOT"):  # the README's picture: docs/img/dashboard.png
+                shutil.copy(shot, os.environ["DASHBOARD_SCREENSHOT"])
+    finally:
+        stop_pid(proc.pid, timeout=10)
 
 
 def _range_of(stack):

@@ -66,7 +66,7 @@ def versions(rows):
 
 def current(rows):
     """What the view metrics_per_minute_current computes (its SQL is run on
-    the emulator in tests/test_metrics_view.py): the last version of each
+    the emulator in tests/test_analytics_views.py): the last version of each
     generation, counts added over generations."""
     last = {}
     for row in rows:

@@ -35,11 +35,22 @@ def test_defaults_are_valid():
     (["--output_prefix=s3://bucket/x"], "--output_prefix"),
     (["--runner=DataflowRunner", "--streaming"], "gs://"),
     (["--project=X"], "project"),
+    (["--analytics=alerts,sesions"], "unknown step(s) sesions"),
+    (["--metrics_emit_s=0"], "--metrics_emit_s"),
+    (["--session_gap_s=5"], "--session_gap_s"),
 ])
 def test_bad_options_are_named(extra, needle):
     with pytest.raises(OptionsError) as info:
         opts(*extra).validate_all()
     assert needle in str(info.value)
+
+
+@pytest.mark.parametrize("value,parts", [("on", {"alerts", "metrics", "sessions"}), ("off", set()),
+                                         ("metrics", {"metrics"}), ("alerts, sessions", {"alerts", "sessions"})])
+def test_analytics_steps_can_be_chosen(value, parts):
+    o = opts(f"--analytics={value}")
+    o.validate_all()
+    assert o.analytics_parts() == parts and o.analytics_on() == bool(parts)
 
 
 def test_cli_exits_2_with_a_message(capsys):

@@ -133,6 +133,9 @@ def test_five_sigkills_and_replays_lose_nothing_and_write_nothing_twice(stack, t
     assert not _failing(outcome), f"{_failing(outcome)}\n{log[-3000:]}"
     checks = {r.name: r for r in outcome["results"]}
     assert sum(r["raw_rows_beyond_published_copies"] for r in checks["duplicates"].rows) == 0
+    # The kills lost the metrics state of the minutes then open (the local runner keeps it in memory, Dataflow
+    # does not lose it): the view marks those cells incomplete, check 9 says so and holds them to nothing.
+    assert any(r["metrics_complete"] is False for r in checks["metrics"].rows) and checks["metrics"].notes
     assert checks["gcs_duplicates"].passed and checks["gcs_layout"].passed
     print(f"\nSIGKILL drill: {kills} kills, {outcome['ledger_events']} ledger events, "
           f"raw extra rows {sum(r['raw_extra_rows'] for r in checks['duplicates'].rows)}, "

@@ -199,6 +199,12 @@ def test_failed_publishes_are_retried_and_only_successes_are_in_the_ledger(tmp_p
     rows = aggregate(read_lines(tmp_path / "l.jsonl"))
     assert stats.failed == 0 and pub.calls > len(pub.sent)
     assert len(rows) == 60 + stats.conflicts and sum(r["copies"] for r in rows) == len(pub.sent)
+    # Each failed attempt is kept (Pub/Sub may have published it anyway), before the copy that succeeded.
+    retried = [r for r in rows if r["failed_attempt_times"]]
+    assert sum(len(r["failed_attempt_times"]) for r in rows) == pub.calls - len(pub.sent)
+    assert retried and all(r["failed_attempt_times"][0] <= r["publish_times"][-1] for r in retried)
+    assert all(len(r["confirmed_times"]) == r["copies"] and r["confirmed_times"][-1] >= r["publish_times"][-1]
+               for r in rows)
 
 
 def test_bot_bursts_are_distinct_events_of_one_user_in_one_minute_and_the_ledger_knows(tmp_path):

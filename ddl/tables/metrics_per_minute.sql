@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS `${PROJECT}.${DATASET}.metrics_per_minute` (
   lag_publish_p50_ms INT64 OPTIONS(description="Median Pub/Sub publish -> ingest, ms."),
   lag_publish_p90_ms INT64 OPTIONS(description="p90 publish -> ingest, ms."),
   lag_publish_p99_ms INT64 OPTIONS(description="p99 publish -> ingest, ms."),
-  emitted_at TIMESTAMP NOT NULL OPTIONS(description="When the job wrote this version (processing time).")
+  emitted_at TIMESTAMP NOT NULL OPTIONS(description="When the job wrote this version (processing time)."),
+  job_incarnation STRING OPTIONS(description="The job graph that wrote this version: a random id made when the graph is built (one per local process, one per Dataflow job or update). A generation without a final row whose last version an older incarnation wrote lost its state when that job stopped (metrics_per_minute_current.complete).")
 )
 PARTITION BY DATE(minute)
 CLUSTER BY event_type

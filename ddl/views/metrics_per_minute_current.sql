@@ -7,8 +7,19 @@
 -- users cannot be added across generations without double counting a user
 -- seen in two, so their sum is an upper bound, flagged by unique_users_exact.
 -- The lag percentiles are those of the generation with the most events.
+-- A generation lost its state when it has no final row and its last version
+-- was written by a job incarnation older than the newest one (the job was
+-- cancelled, stopped or killed while the minute was open: what it counted
+-- since its last version is gone); then `complete` is false for the
+-- (minute, event_type). See pipeline/metrics.py.
 CREATE OR REPLACE VIEW `${PROJECT}.${DATASET}.metrics_per_minute_current` AS
-WITH last_version AS (
+WITH newest_incarnation AS (
+  SELECT job_incarnation
+  FROM `${PROJECT}.${DATASET}.metrics_per_minute`
+  WHERE job_incarnation IS NOT NULL
+  QUALIFY ROW_NUMBER() OVER (ORDER BY emitted_at DESC, job_incarnation) = 1
+),
+last_version AS (
   -- One row per (minute, type, generation): its highest version (a second
   -- copy of a row, a retried insert BigQuery's insertId did not catch, is
   -- the same row: the tie is broken arbitrarily).
@@ -16,6 +27,11 @@ WITH last_version AS (
   FROM `${PROJECT}.${DATASET}.metrics_per_minute`
   WHERE TRUE
   QUALIFY ROW_NUMBER() OVER (PARTITION BY minute, event_type, generation ORDER BY version DESC, emitted_at) = 1
+),
+generations AS (
+  SELECT *, NOT is_final AND IFNULL(job_incarnation, '') NOT IN (SELECT job_incarnation FROM newest_incarnation)
+            AS state_lost
+  FROM last_version
 ),
 every_reason AS (
   SELECT DISTINCT m.metrics_id, m.minute, m.event_type, r.reason, r.count
@@ -46,8 +62,9 @@ totals AS (
          SUM(far_late) AS far_late,
          LOGICAL_AND(is_final) AS is_final,
          COUNT(*) AS generations,
+         NOT LOGICAL_OR(state_lost) AS complete,
          MAX(emitted_at) AS updated_at
-  FROM last_version
+  FROM generations
   GROUP BY minute, event_type
 )
 SELECT t.minute, t.event_type, t.events, t.unique_users, t.unique_users_exact, t.duplicates, t.conflicts,
@@ -57,6 +74,6 @@ SELECT t.minute, t.event_type, t.events, t.unique_users, t.unique_users_exact, t
        t.late, t.far_late,
        g.lag_event_p50_ms, g.lag_event_p90_ms, g.lag_event_p99_ms,
        g.lag_publish_p50_ms, g.lag_publish_p90_ms, g.lag_publish_p99_ms,
-       t.is_final, t.generations, t.updated_at
+       t.is_final, t.generations, t.complete, t.updated_at
 FROM totals AS t
 JOIN largest AS g USING (minute, event_type)
