@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+import time
 
 from common.cli import Parser, fail
 
@@ -69,9 +71,57 @@ def _quality_figure(snap):
     return fig
 
 
+class Snapshots:
+    """The newest Snapshot, refreshed every `refresh_s` by one background
+    thread, so a page's refresh only reads it. Queried from the page's own
+    refreshes instead, a BigQuery answer slower than the interval (the
+    emulator on a busy laptop) was overtaken by the next refresh every time,
+    and the page never drew anything."""
+
+    def __init__(self, load, refresh_s: float):
+        self.load, self.refresh_s = load, refresh_s
+        self.snapshot, self.error, self.refreshes = None, None, 0
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dashboard-refresh", daemon=True)
+
+    def start(self) -> "Snapshots":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                snapshot, error = self.load(), None
+            except Exception as exc:  # noqa: BLE001 - the page says what failed and keeps its last numbers
+                _log.warning("dashboard refresh failed: %s", exc)
+                snapshot, error = None, f"refresh failed: {type(exc).__name__}: {exc}"[:300]
+            with self._changed:
+                if snapshot is not None:
+                    self.snapshot = snapshot
+                self.error = error
+                self.refreshes += 1
+                self._changed.notify_all()
+            self._stop.wait(max(0.0, self.refresh_s - (time.monotonic() - started)))
+
+    def latest(self, wait_s: float = 0.0, refreshes: int = 1):
+        """(snapshot or None, error or None), once `refreshes` refreshes have
+        ended or `wait_s` has passed."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.refreshes >= refreshes, timeout=wait_s)
+            return self.snapshot, self.error
+
+
 def build_app(load, refresh_s: float = 5.0, title: str = "E-commerce stream"):
-    """The Dash app; `load()` returns a dashboard.data.Snapshot."""
+    """The Dash app; `load()` returns a dashboard.data.Snapshot (called by a
+    background thread every `refresh_s`, see Snapshots)."""
     from dash import Dash, Input, Output, dcc, html
+
+    snapshots = Snapshots(load, refresh_s).start()
 
     app = Dash(__name__, title=title, serve_locally=True)
     card_style = {"display": "inline-block", "padding": "8px 14px", "margin": "4px", "border": "1px solid #ddd",
@@ -84,9 +134,10 @@ def build_app(load, refresh_s: float = 5.0, title: str = "E-commerce stream"):
                   for card_id, label, _ in CARDS]),
         dcc.Graph(id="events-chart"), dcc.Graph(id="users-chart"), dcc.Graph(id="lag-chart"),
         dcc.Graph(id="quality-chart"),
+        html.H4("Sessions (30 minutes of inactivity end one)", style={"fontFamily": "sans-serif"}),
+        html.Div(id="sessions", style={"fontFamily": "sans-serif"}),
         html.H4("Alerts (more than the threshold of events from one user in one minute)",
                 style={"fontFamily": "sans-serif"}),
-        html.Div(id="sessions", style={"fontFamily": "sans-serif"}),
         html.Table(id="alerts-table", style={"fontFamily": "monospace", "fontSize": "12px"}),
         dcc.Interval(id="refresh", interval=int(refresh_s * 1000), n_intervals=0),
     ])
@@ -98,16 +149,21 @@ def build_app(load, refresh_s: float = 5.0, title: str = "E-commerce stream"):
     def refresh(_n):
         from dash import no_update
 
-        try:
-            snap = load()
-        except Exception as exc:  # noqa: BLE001 - the page says what failed and keeps its last numbers
-            _log.warning("dashboard refresh failed: %s", exc)
-            return [f"refresh failed: {type(exc).__name__}: {exc}"[:300]] + [no_update] * (len(outputs) - 1)
+        snap, error = snapshots.latest(wait_s=min(refresh_s, 10.0))
+        if snap is None:
+            return [error or "loading ..."] + [no_update] * (len(outputs) - 1)
         status = (f"newest minute {snap.newest_minute:%Y-%m-%d %H:%M} UTC, {len(snap.minutes)} minutes shown"
                   if snap.newest_minute else "no metrics yet")
+        if error:  # the last refresh failed: these are the numbers before it
+            status = f"{error} (showing the numbers of {snap.loaded_at:%H:%M:%S} UTC)"
+        if snap.incomplete:
+            status += (f"; {len(snap.incomplete)} minute(s) incomplete: a job stopped while they were open "
+                       f"({', '.join(f'{m:%H:%M}' for m in snap.incomplete[:5])})")
         s = snap.sessions or {}
-        sessions = (f"Sessions started in the window: {s.get('sessions') or 0}, converted {s.get('converted') or 0}, "
-                    f"average {s.get('avg_events') or 0:.1f} events")
+        sessions = (f"{s.get('sessions') or 0} sessions started in the window and closed so far, "
+                    f"{s.get('converted') or 0} converted (add to cart, then an order), "
+                    f"{s.get('avg_events') or 0:.1f} events and {(s.get('avg_duration_s') or 0) / 60:.1f} minutes "
+                    "on average")
         header = html.Tr([html.Th(h) for h in ("minute", "user", "events", "threshold", "detected at")])
         body = [html.Tr([html.Td(f"{a['minute']:%H:%M}"), html.Td(a["user_id"]), html.Td(a["event_count"]),
                          html.Td(a["threshold"]), html.Td(f"{a['detected_at']:%H:%M:%S}")]) for a in snap.alerts]

@@ -6,7 +6,7 @@ browser."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from provision import substitute
@@ -23,6 +23,8 @@ class Snapshot:
     alerts: list[dict] = field(default_factory=list)
     sessions: dict = field(default_factory=dict)
     newest_minute: datetime | None = None
+    incomplete: list[datetime] = field(default_factory=list)  # minutes a stopped job left with lost counts
+    loaded_at: datetime | None = None
 
 
 COUNTS = ("events", "unique_users", "duplicates", "conflicts", "dead_letters", "late", "far_late")
@@ -39,7 +41,7 @@ def _query(client, name: str, project: str, dataset: str, minutes: int) -> list[
 
 def load(client, project: str, dataset: str, minutes: int = 30) -> Snapshot:
     rows = _query(client, "metrics.sql", project, dataset, minutes)
-    snap = Snapshot()
+    snap = Snapshot(loaded_at=datetime.now(timezone.utc))
     snap.minutes = sorted({r["minute"] for r in rows})
     index = {m: i for i, m in enumerate(snap.minutes)}
     for event_type in sorted({r["event_type"] for r in rows} | set(TYPES)):
@@ -57,6 +59,7 @@ def load(client, project: str, dataset: str, minutes: int = 30) -> Snapshot:
     snap.totals["peak_users_per_minute"] = max(
         (max(cols["unique_users"], default=0) for cols in snap.per_type.values()), default=0)
     snap.newest_minute = snap.minutes[-1] if snap.minutes else None
+    snap.incomplete = sorted({r["minute"] for r in rows if r.get("complete") is False})
     snap.alerts = _query(client, "alerts.sql", project, dataset, minutes)
     snap.totals["alerts"] = len(snap.alerts)
     sessions = _query(client, "sessions.sql", project, dataset, minutes)

@@ -27,16 +27,18 @@ DATASET = "dashboard_test"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def metrics_row(minute_offset: int, event_type: str, events: int, users=None, **more) -> dict:
+def metrics_row(minute_offset: int, event_type: str, events: int, users=None, incarnation="job-2", **more) -> dict:
     minute = BASE + timedelta(minutes=minute_offset)
-    row = {"metrics_id": f"{event_type}-{minute_offset}", "minute": format_timestamp(minute), "event_type": event_type,
-           "generation": "g", "version": 1, "is_final": True, "events": events, "unique_users": users,
+    final = incarnation == "job-2"  # job-1 was stopped before its minute closed
+    row = {"metrics_id": f"{event_type}-{minute_offset}-{incarnation}", "minute": format_timestamp(minute),
+           "event_type": event_type, "job_incarnation": incarnation,
+           "generation": "g", "version": 1, "is_final": final, "events": events, "unique_users": users,
            "duplicates": more.get("duplicates", 0), "conflicts": more.get("conflicts", 0),
            "dead_letters": more.get("dead_letters", 0),
            "dead_letter_reasons": ([{"reason": "invalid_json", "count": more["dead_letters"]}]
                                    if more.get("dead_letters") else []),
            "late": more.get("late", 0), "far_late": more.get("far_late", 0),
-           "emitted_at": format_timestamp(minute + timedelta(minutes=2))}
+           "emitted_at": format_timestamp(minute + timedelta(minutes=2 if final else 1))}
     for name in ("lag_event", "lag_publish"):
         row.update({f"{name}_p50_ms": 400, f"{name}_p90_ms": 900, f"{name}_p99_ms": 1500})
     return row
@@ -49,6 +51,7 @@ ROWS = [
     metrics_row(0, "unknown", 0, dead_letters=3),
     metrics_row(1, "order", 7, users=7, far_late=1),
     metrics_row(1, "user_activity", 25, users=9, duplicates=2),
+    metrics_row(1, "inventory", 3, incarnation="job-1"),
 ]
 
 
@@ -80,9 +83,16 @@ def page(stack, dataset, tmp_path):
 
 
 def _wait_for(driver, condition, timeout_s: float = 30):
+    """Until `condition(driver)` holds; on a timeout, fail with what the page
+    says (its status line holds a refresh's error)."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout_s, poll_frequency=0.2).until(lambda d: condition(d))
+    try:
+        return WebDriverWait(driver, timeout_s, poll_frequency=0.2).until(lambda d: condition(d))
+    except TimeoutException:
+        pytest.fail(f"the page did not get there in {timeout_s}s; it shows: "
+                    f"{driver.find_element('tag name', 'body').text[:1500]}; browser log: {driver.get_log('browser')}")
 
 
 def _cards(driver) -> dict:
@@ -95,11 +105,11 @@ def test_the_page_shows_the_tables_numbers_and_follows_new_rows(page, dataset, s
     with chromium() as driver:
         driver.get(page)
         _wait_for(driver, lambda d: d.find_element("id", "kpi-events").text not in ("", "-"))
-        assert _cards(driver) == {"kpi-events": "87", "kpi-users": "12", "kpi-duplicates": "3",
+        assert _cards(driver) == {"kpi-events": "90", "kpi-users": "12", "kpi-duplicates": "3",
                                   "kpi-conflicts": "1", "kpi-dead-letters": "3", "kpi-late": "2",
                                   "kpi-far-late": "1", "kpi-alerts": "1"}
         events = {t["name"]: t["y"] for t in _wait_for(driver, lambda d: chart_traces(d, "events-chart"))}
-        assert events["order"] == [10, 7] and events["user_activity"] == [40, 25] and events["inventory"] == [5, 0]
+        assert events["order"] == [10, 7] and events["user_activity"] == [40, 25] and events["inventory"] == [5, 3]
         assert rendered_bars(driver, "events-chart") >= 5  # drawn as SVG bars, not only data
         users = {t["name"]: t["y"] for t in chart_traces(driver, "users-chart")}
         assert users == {"order": [8, 7], "user_activity": [12, 9]}
@@ -108,11 +118,13 @@ def test_the_page_shows_the_tables_numbers_and_follows_new_rows(page, dataset, s
         quality = {t["name"]: t["y"] for t in chart_traces(driver, "quality-chart")}
         assert quality["dead_letters"] == [3, 0] and quality["duplicates"] == [1, 2]
         assert "bot-user" in driver.find_element("id", "alerts-table").text
-        assert "newest minute 2025-02-08 13:10 UTC" in driver.find_element("id", "status").text
+        status = driver.find_element("id", "status").text
+        assert "newest minute 2025-02-08 13:10 UTC" in status and "1 minute(s) incomplete" in status and "13:10" in status
+        assert "0 sessions" in driver.find_element("id", "sessions").text
         # A new minute arrives: the page follows on its next refresh, not reloaded.
         assert not dataset.insert_rows_json(f"{stack.project}.{DATASET}.metrics_per_minute",
                                             [metrics_row(2, "order", 4, users=4)], retry=None)
-        _wait_for(driver, lambda d: d.find_element("id", "kpi-events").text == "91")
+        _wait_for(driver, lambda d: d.find_element("id", "kpi-events").text == "94")
         events = {t["name"]: t["y"] for t in chart_traces(driver, "events-chart")}
         assert events["order"] == [10, 7, 4]
         shot = tmp_path / "dashboard.png"
@@ -131,3 +143,34 @@ def test_an_unknown_option_is_refused_with_the_closest_name():
     result = subprocess.run([sys.executable, "-m", "dashboard", "--project=p", "--refresh=3"], capture_output=True,
                             text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 2 and "--refresh_s" in result.stderr
+
+
+def test_the_page_reads_the_newest_snapshot_however_slow_the_queries():
+    """A background thread refreshes the numbers: a query slower than the
+    page's refresh interval no longer starves the page; a failed refresh
+    keeps the last numbers and says why."""
+    import threading
+
+    from dashboard.app import Snapshots
+
+    calls, answer = [], threading.Semaphore(0)  # each query answers when the test says so
+
+    def load():
+        answer.acquire()  # far slower than the interval below
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("BigQuery went away")
+        return f"snapshot {len(calls)}"
+
+    snaps = Snapshots(load, refresh_s=0.01).start()
+    try:
+        assert snaps.latest() == (None, None)
+        answer.release()
+        assert snaps.latest(wait_s=10, refreshes=1) == ("snapshot 1", None)
+        answer.release()
+        assert snaps.latest(wait_s=10, refreshes=2) == ("snapshot 1", "refresh failed: RuntimeError: BigQuery went away")
+        answer.release()
+        assert snaps.latest(wait_s=10, refreshes=3) == ("snapshot 3", None)
+    finally:
+        snaps.stop()
+        answer.release()
