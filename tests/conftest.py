@@ -7,6 +7,7 @@ stopped (by PID) at the end, also when tests fail or the run is interrupted.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -42,10 +43,36 @@ def stack(tmp_path_factory):
             assert service.pid is None
 
 
-def start_job(stack, tmp, *extra: str, env=None):
+@dataclass(frozen=True)
+class Target:
+    """Where a job reads and writes: its subscription, dataset and bucket."""
+
+    subscription: str = SUBSCRIPTION
+    dataset: str = DATASET
+    bucket: str = BUCKET
+
+    @property
+    def prefix(self) -> str:
+        return f"gs://{self.bucket}/output"
+
+
+SHARED = Target()
+
+
+def own_target(stack, name: str) -> Target:
+    """A fresh subscription (it receives only what is published from now
+    on), dataset and bucket, provisioned: a test whose events must not share
+    minutes, metrics or folders with the other tests' runs (the drills'
+    far-late events are back-dated by minutes)."""
+    target = Target(subscription=f"{SUBSCRIPTION}-{name}", dataset=name.replace("-", "_"), bucket=f"bucket-{name}")
+    provision(stack.project, target.dataset, TOPIC, target.subscription, target.bucket)
+    return target
+
+
+def start_job(stack, tmp, *extra: str, env=None, target: Target = SHARED):
     """The streaming job against the test stack (logs appended to tmp/job.log)."""
     return localrun.process.start_job(
-        stack, tmp / "job.log", subscription=SUBSCRIPTION, dataset=DATASET, bucket=BUCKET,
+        stack, tmp / "job.log", subscription=target.subscription, dataset=target.dataset, bucket=target.bucket,
         extra=["--late_firing_delay_s=1", f"--metrics_out={tmp / 'metrics.json'}", *extra], env=env)
 
 
@@ -55,7 +82,7 @@ def wait_until_running(job, log_path, timeout_s: float = 120) -> None:
     localrun.process.wait_until_running(job, log_path, timeout_s)
 
 
-def publish_bodies(stack, bodies: list[bytes], run_id: str, tmp: Path) -> datetime:
+def publish_bodies(stack, bodies: list[bytes], run_id: str, tmp: Path, dataset: str = DATASET) -> datetime:
     """Publish raw bodies with no attributes at all, as the brief's producer,
     and record them in the producer ledger like any producer run (the run's
     events share minutes with other tests' runs, whose reconciliation must
@@ -73,5 +100,5 @@ def publish_bodies(stack, bodies: list[bytes], run_id: str, tmp: Path) -> dateti
     for body in bodies:
         ledger.record_copy(run_id, plan_of_body(body), 0, format_timestamp(started), confirmed_time=confirmed)
     ledger.close()
-    load_to_bigquery(tmp / f"{run_id}.jsonl", stack.project, DATASET)
+    load_to_bigquery(tmp / f"{run_id}.jsonl", stack.project, dataset)
     return started

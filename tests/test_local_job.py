@@ -1,8 +1,8 @@
 """`python -m localrun` as a user runs it: the counters it prints when it
 stops count every message it read, and its run duration stops it.
 
-A job of its own (no other job reads the subscription meanwhile: the
-end-to-end module's job is stopped when that module ends)."""
+A job of its own, on a subscription, dataset and bucket of its own: it
+reads exactly what the test publishes."""
 
 from __future__ import annotations
 
@@ -18,36 +18,35 @@ from localstack.services import stop_pid
 from reconcile.checks import query
 from schemas.contract import TOPIC
 from tests import brief_events
-from tests.conftest import DATASET, publish_bodies, start_job, wait_until_running
+from tests.conftest import Target, own_target, publish_bodies, start_job, wait_until_running
 
 pytestmark = pytest.mark.stack
 
 
-def _stored(stack, since: datetime) -> int:
+def _stored(stack, target: Target, since: datetime) -> int:
+    d = f"{stack.project}.{target.dataset}"
     return query(bigquery_client(stack.project),
-                 f"SELECT (SELECT COUNT(*) FROM `{stack.project}.{DATASET}.all_events` WHERE ingest_time >= @since) + "
-                 f"(SELECT COUNT(*) FROM `{stack.project}.{DATASET}.dead_letter` WHERE received_at >= @since) AS n",
+                 f"SELECT (SELECT COUNT(*) FROM `{d}.all_events` WHERE ingest_time >= @since) + "
+                 f"(SELECT COUNT(*) FROM `{d}.dead_letter` WHERE received_at >= @since) AS n",
                  {"since": since})[0]["n"]
 
 
 def test_the_counters_at_the_end_count_every_message(stack, tmp_path):
-    job = start_job(stack, tmp_path)
+    target = own_target(stack, "local-job")
+    job = start_job(stack, tmp_path, target=target)
     wait_until_running(job, tmp_path / "job.log")
     since = datetime.now(timezone.utc)
     now = since - timedelta(seconds=5)
     valid = [orjson.dumps(b) for b in brief_events.examples(80, seed=21, at=now - timedelta(seconds=30))]
     malformed = [b"{not json", b"   ", b'{"event_type": "refund"}'] * 10
-    # The valid events go into the producer ledger like any producer's (their minutes
-    # are shared with the drills' far-late events, whose reconciliation must know them);
-    # extra dead letters disturb no check.
-    publish_bodies(stack, valid, "local-job-counters", tmp_path)
+    publish_bodies(stack, valid, "local-job-counters", tmp_path, target.dataset)
     publisher = publisher_client()
     topic = publisher.topic_path(stack.project, TOPIC)
     for future in [publisher.publish(topic, body) for body in malformed]:
         future.result(timeout=30)
     total = len(valid) + len(malformed)
     deadline = time.monotonic() + 180
-    while _stored(stack, since) < total:  # every message is a row somewhere: an event or a dead letter
+    while _stored(stack, target, since) < total:  # every message is a row somewhere: an event or a dead letter
         assert job.poll() is None and time.monotonic() < deadline, (tmp_path / "job.log").read_text()[-3000:]
         time.sleep(0.5)
     stop_pid(job.pid, timeout=60)
@@ -59,7 +58,7 @@ def test_the_counters_at_the_end_count_every_message(stack, tmp_path):
 
 
 def test_the_run_duration_stops_the_job(stack, tmp_path):
-    job = start_job(stack, tmp_path, "--run_duration_s=5")
+    job = start_job(stack, tmp_path, "--run_duration_s=5", target=own_target(stack, "run-duration"))
     wait_until_running(job, tmp_path / "job.log")
     assert job.wait(timeout=60) == 0
     log = (tmp_path / "job.log").read_text()

@@ -28,14 +28,29 @@ WITH ledger AS (
   WHERE (@run_id = '' OR run_id = @run_id)
     AND event_time >= @start AND event_time < @end
 ),
+-- The (minute, type) cells of the run. The job counts everything of a cell,
+-- so the producer's side is every run of the ledger in those cells (other
+-- runs' events can share a minute: far-late events are back-dated).
+cells AS (
+  SELECT DISTINCT TIMESTAMP_TRUNC(event_time, MINUTE) AS minute, event_type
+  FROM ledger
+  WHERE NOT malformed
+),
+ledger_in_cells AS (
+  SELECT l.*
+  FROM `${PROJECT}.${DATASET}.producer_ledger` AS l
+  JOIN cells AS c
+    ON TIMESTAMP_TRUNC(l.event_time, MINUTE) = c.minute AND l.event_type = c.event_type
+  WHERE NOT l.malformed
+),
 accepted AS (
   SELECT event_type, event_id, TIMESTAMP_TRUNC(event_time, MINUTE) AS minute, copies,
          LEAST((SELECT MIN(p) FROM UNNEST(publish_times) AS p),
                IFNULL((SELECT MIN(p) FROM UNNEST(failed_attempt_times) AS p), TIMESTAMP '9999-12-31')) AS first_publish,
          GREATEST((SELECT MAX(p) FROM UNNEST(publish_times) AS p),
                   IFNULL((SELECT MAX(p) FROM UNNEST(confirmed_times) AS p), TIMESTAMP '0001-01-01')) AS last_publish
-  FROM ledger
-  WHERE NOT malformed AND NOT conflict
+  FROM ledger_in_cells
+  WHERE NOT conflict
 ),
 expected AS (
   SELECT minute, event_type,
@@ -51,8 +66,8 @@ expected AS (
 ),
 conflicting AS (
   SELECT TIMESTAMP_TRUNC(event_time, MINUTE) AS minute, event_type, SUM(copies) AS conflicts
-  FROM ledger
-  WHERE conflict AND NOT malformed
+  FROM ledger_in_cells
+  WHERE conflict
   GROUP BY minute, event_type
 ),
 stored_users AS (
