@@ -105,6 +105,25 @@ def check_services(services=("pubsub", "bigquery", "storage"), *, require_emulat
         _check_credentials()
 
 
+S3_ENDPOINT_VAR = "AWS_ENDPOINT_URL_S3"  # boto3's own variable; the local stack's S3 emulator sets it
+
+
+def check_s3(timeout_s: float = 2.0) -> None:
+    """The S3 emulator, when AWS_ENDPOINT_URL_S3 names one, is on loopback and
+    answers (real S3 needs nothing here: boto3 finds its own credentials)."""
+    value = os.environ.get(S3_ENDPOINT_VAR)
+    if not value:
+        return
+    parts = urlsplit(value)
+    if parts.hostname not in LOOPBACK:
+        raise SetupError(f"{S3_ENDPOINT_VAR}={value}: emulators must be on 127.0.0.1/localhost")
+    try:
+        socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout_s).close()
+    except OSError as exc:
+        raise SetupError(f"the S3 emulator at {parts.hostname}:{parts.port} is not answering "
+                         f"({exc.strerror or exc}); {START_STACK}") from None
+
+
 def _check_credentials() -> None:
     """Application Default Credentials exist (no network call)."""
     import google.auth

@@ -1,7 +1,8 @@
 """python -m localstack up|down|status|env
 
-  up      start the three emulators on free loopback ports (or --*-port),
-          provision topic, subscription, dataset, tables, views and bucket,
+  up      start the four emulators (Pub/Sub, BigQuery, Cloud Storage, S3) on
+          free loopback ports (or --*-port), provision topic, subscription,
+          dataset, tables, views, bucket and the S3 history bucket,
           and print the environment clients need (also in .local/stack/env.sh)
   down    stop exactly the processes `up` started (by PID)
   status  show what is running
@@ -24,7 +25,8 @@ from localstack.stack import (
 )
 from schemas.contract import SUBSCRIPTION, TOPIC
 
-DEFAULTS = {"dataset": "ecommerce", "topic": TOPIC, "subscription": SUBSCRIPTION, "bucket": "local-bucket"}
+DEFAULTS = {"dataset": "ecommerce", "topic": TOPIC, "subscription": SUBSCRIPTION, "bucket": "local-bucket",
+            "history_bucket": "local-history"}
 
 
 def _exports(env: dict) -> str:
@@ -39,6 +41,7 @@ def main(argv=None) -> int:
     parser.add_argument("--pubsub-port", type=int, default=0, help="Pub/Sub emulator port (default: a free one)")
     parser.add_argument("--bigquery-port", type=int, default=0, help="BigQuery emulator port (default: a free one)")
     parser.add_argument("--gcs-port", type=int, default=0, help="Cloud Storage emulator port (default: a free one)")
+    parser.add_argument("--s3-port", type=int, default=0, help="S3 emulator (moto) port (default: a free one)")
     parser.add_argument("--no-provision", action="store_true",
                         help="start the emulators only (no topic, subscription, dataset, tables or bucket)")
     args = parser.parse_args(argv)
@@ -60,7 +63,7 @@ def main(argv=None) -> int:
         print("local stack is already running; `python -m localstack down` first", file=sys.stderr)
         return 1
     stack = LocalStack(workdir=args.workdir, project=args.project, pubsub_port=args.pubsub_port,
-                       bigquery_port=args.bigquery_port, gcs_port=args.gcs_port)
+                       bigquery_port=args.bigquery_port, gcs_port=args.gcs_port, s3_port=args.s3_port)
     try:
         stack.start()
     except StackError as err:
@@ -70,10 +73,11 @@ def main(argv=None) -> int:
         write_state(stack)
         if not args.no_provision:
             stack.apply_env()
-            from provision import provision
+            from provision import ensure_s3_bucket, provision
 
             provision(stack.project, DEFAULTS["dataset"], DEFAULTS["topic"], DEFAULTS["subscription"],
                       DEFAULTS["bucket"])
+            ensure_s3_bucket(DEFAULTS["history_bucket"])
         (stack.workdir / "env.sh").write_text(_exports(stack.env()) + "\n")
     except BaseException:
         stack.stop()

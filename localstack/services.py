@@ -307,3 +307,33 @@ class GcsEmulator(Service):
     def client_env(self) -> dict[str, str]:
         return {"STORAGE_EMULATOR_HOST": f"http://{LOOPBACK}:{self.port}"}
 
+
+@dataclass
+class S3Emulator(Service):
+    """moto's server (PyPI `moto[server]`, in the project's virtualenv): a
+    real S3 API on loopback, for the historical data the backfill reads
+    (seed 004 keeps history in S3). In memory: a restart empties it."""
+
+    name: str = "s3"
+
+    def preflight(self) -> None:
+        try:
+            import moto.server  # noqa: F401 - only its presence is checked here
+        except ImportError:
+            raise StackError("s3: moto[server] is not installed in the project's virtualenv; run scripts/bootstrap.sh")
+
+    def command(self) -> list[str]:
+        import sys
+
+        return [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(self.port)]
+
+    def ready(self) -> bool:
+        return _http_ok(f"http://{LOOPBACK}:{self.port}/moto-api/")
+
+    def client_env(self) -> dict[str, str]:
+        # boto3 (Beam's S3 filesystem, the simulator) reads these; credentials
+        # given, so it never looks for an instance's metadata service.
+        return {"AWS_ENDPOINT_URL_S3": f"http://{LOOPBACK}:{self.port}", "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_EC2_METADATA_DISABLED": "true"}
+

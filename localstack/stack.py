@@ -22,6 +22,7 @@ from localstack.services import (
     BigQueryEmulator,
     GcsEmulator,
     PubSubEmulator,
+    S3Emulator,
     Service,
     StackError,
     pid_alive,
@@ -39,6 +40,7 @@ class LocalStack:
     pubsub_port: int = 0
     bigquery_port: int = 0
     gcs_port: int = 0
+    s3_port: int = 0
     services: list[Service] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -47,7 +49,8 @@ class LocalStack:
         self.bigquery = BigQueryEmulator(workdir=self.workdir, port=self.bigquery_port, project=self.project,
                                          start_timeout=90)
         self.gcs = GcsEmulator(workdir=self.workdir, port=self.gcs_port)
-        self.services = [self.pubsub, self.bigquery, self.gcs]
+        self.s3 = S3Emulator(workdir=self.workdir, port=self.s3_port)
+        self.services = [self.pubsub, self.bigquery, self.gcs, self.s3]
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> "LocalStack":

@@ -82,7 +82,8 @@ def read_messages(pipeline: beam.Pipeline, opts: EcommerceOptions) -> beam.PColl
     )
 
 
-def _file_row(record: FileRecord):
+def file_row(record: FileRecord):
+    """(table, row, insertId) of a written file for `files_written`."""
     row = record._asdict()
     row["file_id"] = hashlib.sha256(f"{record.path}\x00{record.sha256}".encode()).hexdigest()[:40]
     return FILES_WRITTEN_TABLE, row, row["file_id"]
@@ -115,7 +116,7 @@ def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, sinks: Sinks
     refused = [
         sinks.tables.write("WriteEventTables", events | "ToTableRows" >> beam.Map(table_row_maker("stream"))),
         sinks.tables.write("WriteConflicts", conflicts | "ToConflictRows" >> beam.Map(to_conflict_rows)),
-        sinks.tables.write("WriteFilesWritten", written.files | "ToFileRows" >> beam.Map(_file_row)),
+        sinks.tables.write("WriteFilesWritten", written.files | "ToFileRows" >> beam.Map(file_row)),
     ]
     alerts = metrics = sessions = None
     # Analytics hang off the deduplicated trunk: each event counted once.

@@ -91,14 +91,16 @@ class _MinuteFilesFn(beam.DoFn):
     LATE_FLUSH = userstate.TimerSpec("late_flush", userstate.TimeDomain.REAL_TIME)
     RELEASE = userstate.TimerSpec("release", userstate.TimeDomain.WATERMARK)
 
-    def __init__(self, prefix: str, num_shards: int, policy: LatenessPolicy, writer: FileWriter, clock=time.time):
+    def __init__(self, prefix: str, num_shards: int, policy: LatenessPolicy, writer: FileWriter, clock=time.time,
+                 batch: bool = False):
+        self.batch = batch
         self.prefix = prefix.rstrip("/")
         self.num_shards = num_shards
         self.policy = policy
         self.writer = writer
         self.clock = clock
         self.files_written = Metrics.counter("files", "written")
-        self.lines = {t: Metrics.counter("files", f"lines_{t}") for t in ("on_time", "late", "far_late")}
+        self.lines = {t: Metrics.counter("files", f"lines_{t}") for t in ("on_time", "late", "far_late", "backfill")}
         self.duplicates = Metrics.counter("files", "duplicates_dropped")
         self.conflicts = Metrics.counter("files", "conflicts")
         self.loads = Metrics.counter("files", "folder_reads")
@@ -138,7 +140,7 @@ class _MinuteFilesFn(beam.DoFn):
             ids.add((digest, content_hash))
             pending.add((event_time, event_id, line))
             HELD.hold(key, parse_timestamp(publish_time).timestamp() if publish_time else None)
-            if meta["files"] and not meta["flush_set"]:
+            if meta["files"] and not meta["flush_set"] and not self.batch:
                 late_flush.set(Timestamp(self.clock() + self.policy.late_firing_delay_s))
                 meta["flush_set"] = True
         meta_state.write(meta)
@@ -150,7 +152,7 @@ class _MinuteFilesFn(beam.DoFn):
         meta = meta_state.read()
         if meta is None:
             return
-        yield from self._flush(key, pending, meta, "on_time")
+        yield from self._flush(key, pending, meta, "backfill" if self.batch else "on_time")
         meta["complete"] = True
         meta_state.write(meta)
 
@@ -171,7 +173,7 @@ class _MinuteFilesFn(beam.DoFn):
         meta = meta_state.read()
         if meta is not None:
             timing = "far_late" if meta["reloaded"] else ("late" if meta["files"] else "on_time")
-            yield from self._flush(key, pending, meta, timing)
+            yield from self._flush(key, pending, meta, "backfill" if self.batch else timing)
         ids.clear()
         pending.clear()
         meta_state.clear()
@@ -309,8 +311,9 @@ class MinuteFiles(beam.PTransform):
     time for late batching (TestStream tests pass their own)."""
 
     def __init__(self, prefix: str, policy: LatenessPolicy, num_shards: int = 1, writer: FileWriter | None = None,
-                 clock=time.time):
+                 clock=time.time, batch: bool = False):
         super().__init__()
+        self.batch = batch  # a backfill: no processing-time timer, every file written at the end of input
         if policy.window_s != 60:
             raise ValueError("the brief's folders are per minute: the lateness policy's window must be 60 s")
         self.prefix, self.policy, self.num_shards = prefix, policy, num_shards
@@ -333,4 +336,5 @@ class MinuteFiles(beam.PTransform):
                 | "KeyByMinuteFolder" >> beam.Map(keyed).with_output_types(
                     typing.Tuple[typing.Tuple[str, int, int], typing.Any])
                 | "WriteMinuteFiles" >> beam.ParDo(_MinuteFilesFn(
-                    self.prefix, self.num_shards, self.policy, self.writer, self.clock)).with_outputs(CONFLICTS, main="files"))
+                    self.prefix, self.num_shards, self.policy, self.writer, self.clock, self.batch))
+                .with_outputs(CONFLICTS, main="files"))

@@ -138,8 +138,10 @@ class EcommerceOptions(PipelineOptions):
         return (self.view_as(StandardOptions).runner or "").lower().endswith("dataflowrunner")
 
     # -- validation -------------------------------------------------------------
-    def validate_all(self, require_source: bool = True) -> None:
-        """Raise OptionsError naming the first bad option and how to fix it."""
+    def validate_all(self, require_source: bool = True, streaming: bool = True) -> None:
+        """Raise OptionsError naming the first bad option and how to fix it.
+        `require_source`: the Pub/Sub subscription is needed (the stream);
+        `streaming`: the job is the streaming one (the backfill is batch)."""
         problems = []
         project = self.table_project()
         if not project or not _PROJECT_RE.match(project):
@@ -192,13 +194,13 @@ class EcommerceOptions(PipelineOptions):
             problems.append("--max_event_age_days must be >= 0")
         if self.pubsub_id_label == "on" and not self.is_dataflow():
             problems.append("--pubsub_id_label=on works only on Dataflow (Beam's DirectRunner does not implement it)")
-        if self.is_dataflow() and not self.view_as(StandardOptions).streaming:
+        if streaming and self.is_dataflow() and not self.view_as(StandardOptions).streaming:
             problems.append("--streaming is required on Dataflow (this is a streaming job)")
         if problems:
             raise OptionsError("invalid options:\n  - " + "\n  - ".join(problems))
 
 
-_OUR_PACKAGES = ("pipeline.", "localrun.")
+_OUR_PACKAGES = ("pipeline.", "localrun.", "backfill.")
 
 
 def _option_classes():

@@ -26,8 +26,8 @@ from apache_beam.transforms.window import TimestampedValue
 from pipeline.progress import STALLS
 from pipeline.validation import Limits, Rejected, dead_letter_row, parse_message
 from schemas import CONFLICTS_TABLE, DEAD_LETTER_TABLE, event_specs
-from schemas.contract import (Canonical, bigquery_row, conflict_row, format_timestamp, from_micros, identity_digest,
-                              insert_id, line_bytes, to_micros)
+from schemas.contract import (ATTR_SOURCE_FILE, ATTR_SOURCE_LINE, Canonical, bigquery_row, conflict_row,
+                              format_timestamp, from_micros, identity_digest, insert_id, line_bytes, to_micros)
 
 _log = logging.getLogger(__name__)
 DEAD_LETTER = "dead_letter"
@@ -46,6 +46,10 @@ class Accepted(typing.NamedTuple):
     event: Canonical
     publish_time: datetime | None
     ingest_time: datetime
+    # A backfill's record: "<file>#<line, 10 digits>", its place in the
+    # history (the batch dedup keeps the first copy in that order); None on
+    # the stream.
+    origin: str | None = None
 
 
 class AcceptedCoder(beam.coders.Coder):
@@ -67,7 +71,8 @@ class AcceptedCoder(beam.coders.Coder):
             return self._JSON + orjson.dumps([
                 event.event_type, event.event_id, to_micros(event.event_time), event.payload, event.extra,
                 event.content_hash, event.unknown_fields, event.explicit_id,
-                to_micros(value.publish_time) if value.publish_time else None, to_micros(value.ingest_time)])
+                to_micros(value.publish_time) if value.publish_time else None, to_micros(value.ingest_time),
+                value.origin])
         except TypeError:
             return self._PICKLE + pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -77,9 +82,10 @@ class AcceptedCoder(beam.coders.Coder):
         if encoded[:1] == self._PICKLE:
             return pickle.loads(encoded[1:])
         (event_type, event_id, event_us, payload, extra, chash, unknown, explicit, publish_us,
-         ingest_us) = orjson.loads(encoded[1:])
+         ingest_us, *origin) = orjson.loads(encoded[1:])  # no origin: an element encoded before it existed
         event = Canonical(event_type, event_id, from_micros(event_us), payload, extra, chash, tuple(unknown), explicit)
-        return Accepted(event, from_micros(publish_us) if publish_us is not None else None, from_micros(ingest_us))
+        return Accepted(event, from_micros(publish_us) if publish_us is not None else None, from_micros(ingest_us),
+                        origin[0] if origin else None)
 
     def is_deterministic(self) -> bool:
         return False  # a value coder only: dict order is the payload's own
@@ -92,6 +98,18 @@ beam.coders.registry.register_coder(Accepted, AcceptedCoder)
 
 
 # -- 1. parse and validate --------------------------------------------------------------
+def origin_of(attributes) -> str | None:
+    """Where a backfill's record comes from, as a sortable text; None for
+    messages that do not say (the stream's)."""
+    if not attributes or ATTR_SOURCE_FILE not in attributes:
+        return None
+    try:
+        line = int(attributes.get(ATTR_SOURCE_LINE) or 0)
+    except ValueError:
+        line = 0
+    return f"{attributes[ATTR_SOURCE_FILE]}#{line:010d}"
+
+
 def _unpack(message):
     """(data, attributes, publish_time) from a PubsubMessage or a plain tuple."""
     if isinstance(message, tuple):
@@ -144,7 +162,7 @@ class _ParseFn(beam.DoFn):
             with_unknown.inc()
             self._count_unknown(event)
         # Event time comes from the payload, never from arrival.
-        yield TimestampedValue(Accepted(event, publish_time, now), event.event_time.timestamp())
+        yield TimestampedValue(Accepted(event, publish_time, now, origin_of(attributes)), event.event_time.timestamp())
 
     def _count_unknown(self, event: Canonical) -> None:
         """One counter per (type, unknown field path): what producers send

@@ -178,6 +178,20 @@ def ensure_bucket(project: str, bucket: str, location: str = "US") -> None:
         client.create_bucket(bucket, location=location, timeout=10)
 
 
+def ensure_s3_bucket(bucket: str) -> None:
+    """An S3 bucket for history (the local stack's S3 emulator; boto3 follows
+    AWS_ENDPOINT_URL_S3)."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    client = boto3.client("s3")
+    try:
+        client.head_bucket(Bucket=bucket)
+    except ClientError:
+        client.create_bucket(Bucket=bucket)
+        _log.info("created S3 bucket s3://%s", bucket)
+
+
 def provision(project: str, dataset: str, topic: str, subscription: str, bucket: str | None,
               tables_via: str = "api", location: str = "US") -> dict:
     ensure_pubsub(project, topic, subscription)

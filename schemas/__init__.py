@@ -45,6 +45,7 @@ class TableSpec:
     event_type: str | None = None
     event_time_fields: tuple[str, ...] = ()
     user_field: str | None = None  # the field naming the person acting (users and customers share ids)
+    row_key: str | None = None  # the column that names a row (its insertId's source): what a MERGE matches on
 
     @property
     def payload_fields(self) -> list[dict]:
@@ -88,6 +89,7 @@ def event_spec_from(avro: dict) -> TableSpec:
         event_type=avro["event_type"],
         event_time_fields=tuple(avro["event_time_fields"]),
         user_field=avro.get("user_field"),
+        row_key="event_id",  # one row per identity in an event table's dedup view
     )
 
 
@@ -116,6 +118,7 @@ def table_specs() -> dict[str, TableSpec]:
             partition_field=bq["partition_field"],
             clustering=tuple(bq["clustering"]),
             description=bq["description"],
+            row_key=bq.get("row_key"),
         )
     return tables
 
@@ -138,3 +141,14 @@ LEDGER_TABLE = "producer_ledger"
 ALERTS_TABLE = "alerts"
 METRICS_TABLE = "metrics_per_minute"
 SESSIONS_TABLE = "user_sessions"
+STAGING_MARK = "__backfill_"  # <table>__backfill_<run>: a backfill's staging table (backfill/staging.py)
+
+
+def staging_table(table: str, run_id: str) -> str:
+    """The staging table of `table` for one backfill run."""
+    import re
+
+    suffix = re.sub(r"[^a-z0-9_]", "_", run_id.lower())[:64]
+    if not suffix.strip("_"):
+        raise ValueError("a backfill run id must hold a letter or a digit")
+    return f"{table}{STAGING_MARK}{suffix}"

@@ -68,6 +68,10 @@ ALERT_THRESHOLD = 100  # seed 003: "more than 100 events from one user in one mi
 ATTR_EVENT_TYPE = "event_type"
 ATTR_EVENT_ID = "event_id"
 ATTR_EVENT_TIME = "event_time"
+# A historical record read by the backfill (never sent by producers): the file
+# and line it came from, kept with a dead letter and used to order copies.
+ATTR_SOURCE_FILE = "source_file"
+ATTR_SOURCE_LINE = "source_line"
 # Keys of the JSON body that are about the envelope, not the payload.
 BODY_EVENT_TYPE = "event_type"
 BODY_EVENT_ID = "event_id"

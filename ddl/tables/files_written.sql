@@ -9,7 +9,7 @@ CREATE TABLE IF NOT EXISTS `${PROJECT}.${DATASET}.files_written` (
   path STRING NOT NULL OPTIONS(description="Full path of the file."),
   lines INT64 NOT NULL OPTIONS(description="Events in the file."),
   sha256 STRING NOT NULL OPTIONS(description="sha256 of the file's bytes."),
-  timing STRING NOT NULL OPTIONS(description="on_time (the watermark passed the minute's end), late (within the allowed lateness), far_late (after it, the folder read back), or recovered (written before a crash, found missing from the manifest when the folder was read back)."),
+  timing STRING NOT NULL OPTIONS(description="on_time (the watermark passed the minute's end), late (within the allowed lateness), far_late (after it, the folder read back), recovered (written before a crash, found missing from the manifest when the folder was read back), or backfill (written by python -m backfill)."),
   written_at TIMESTAMP NOT NULL OPTIONS(description="When the job wrote it.")
 )
 PARTITION BY DATE(minute)
