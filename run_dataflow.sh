@@ -9,6 +9,11 @@
 #   ./run_dataflow.sh dry-run     build the full Dataflow job graph offline, no credentials, nothing created
 #   ./run_dataflow.sh monitoring  create the Cloud Monitoring dashboard and alert policies (deploy/monitoring/)
 #                                 for JOB_NAME; NOTIFICATION_CHANNEL (projects/P/notificationChannels/ID) optional
+#   ./run_dataflow.sh backfill PATTERN... [--job options]
+#                                 load history (s3://... or gs://..., ** for every folder below) as a Dataflow
+#                                 batch job through the job's rules, then merge it into the tables (python -m
+#                                 backfill); S3 needs --s3_access_key_id/--s3_secret_access_key/--s3_region_name
+#   ./run_dataflow.sh backfill-dry-run PATTERN...   build the backfill's Dataflow graph offline
 #
 # Settings come from the environment (or a file named by ENV_FILE):
 #   PROJECT (required), REGION (required), BUCKET (required, without gs://),
@@ -25,7 +30,7 @@ say() { printf '[run_dataflow] %s\n' "$*" >&2; }
 
 COMMAND="${1:-}"
 shift || true  # further arguments are passed to the job (deploy, update, dry-run)
-[[ -n "$COMMAND" ]] || die "usage: $0 provision|deploy|update|drain|template|dry-run|monitoring (see the header of this file)"
+[[ -n "$COMMAND" ]] || die "usage: $0 provision|deploy|update|drain|template|dry-run|monitoring|backfill|backfill-dry-run (see the header of this file)"
 if [[ -n "${ENV_FILE:-}" ]]; then
   [[ -f "$ENV_FILE" ]] || die "ENV_FILE $ENV_FILE does not exist"
   # shellcheck disable=SC1090
@@ -87,6 +92,25 @@ job_options() {
     "--pubsub_id_label=${PUBSUB_ID_LABEL}" "--pubsub_timestamp_attribute=${PUBSUB_TIMESTAMP_ATTRIBUTE}" \
     --max_cache_memory_usage_mb=0 \
     "${MODE_OPTIONS[@]}"
+}
+
+# The backfill's options: a batch job of its own name, the same dataset, bucket and file shards.
+backfill_options() {
+  printf '%s\n' \
+    --runner=DataflowRunner \
+    "--project=${PROJECT}" "--region=${REGION}" \
+    "--job_name=${JOB_NAME}-backfill-$(date -u +%Y%m%d-%H%M%S)" \
+    "--temp_location=gs://${BUCKET}/tmp" "--staging_location=gs://${BUCKET}/staging" \
+    --setup_file=./setup.py \
+    "--max_num_workers=${MAX_WORKERS}" "--worker_machine_type=${MACHINE_TYPE}" \
+    "--dataset=${DATASET}" "--output_prefix=gs://${BUCKET}/output" \
+    "--num_file_shards=${NUM_FILE_SHARDS}" \
+    --max_cache_memory_usage_mb=0
+}
+
+backfill_inputs() {  # PATTERN... [--option ...] -> --input=PATTERN lines, then the options as given
+  while [[ $# -gt 0 && "$1" != --* ]]; do printf -- '--input=%s\n' "$1"; shift; done
+  [[ $# -eq 0 ]] || printf '%s\n' "$@"
 }
 
 provision() {
@@ -169,7 +193,20 @@ case "$COMMAND" in
       gcloud alpha monitoring policies create --project "$PROJECT" --policy-from-file "$tmp/policy.json" "${channel[@]}"
     done
     ;;
+  backfill|backfill-dry-run)
+    [[ $# -ge 1 && "$1" != --* ]] || die "usage: $0 ${COMMAND} PATTERN [PATTERN ...] [--option=value ...] (s3://bucket/prefix/** or gs://...)"
+    mapfile -t OPTIONS < <(backfill_options)
+    mapfile -t INPUTS < <(backfill_inputs "$@")
+    if [[ "$COMMAND" == backfill-dry-run ]]; then
+      say "building the backfill's Dataflow graph offline (nothing is read, submitted or merged)"
+      NO_GCE_CHECK=True "$PYTHON" -m backfill "${OPTIONS[@]}" "${INPUTS[@]}" --dry_run=True
+    else
+      need_gcloud
+      say "backfilling as a Dataflow batch job, then merging into ${DATASET}"
+      "$PYTHON" -m backfill "${OPTIONS[@]}" "${INPUTS[@]}"
+    fi
+    ;;
   *)
-    die "unknown command '${COMMAND}': use provision|deploy|update|drain|template|dry-run|monitoring"
+    die "unknown command '${COMMAND}': use provision|deploy|update|drain|template|dry-run|monitoring|backfill|backfill-dry-run"
     ;;
 esac

@@ -26,7 +26,7 @@ import time
 import uuid
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
 
 from backfill.options import BackfillOptions
 from backfill.staging import create_staging, drop_staging, merge_staged, staged_tables
@@ -40,15 +40,17 @@ STREAM_ONLY = "an option of the streaming job (python -m pipeline / python -m lo
 HINTS = {f"--{name}": STREAM_ONLY for name in ("subscription", "checkpoint_file", "replay_from")}
 
 
-def _local_defaults(options: PipelineOptions, argv: list[str]) -> None:
+def _local_defaults(options: PipelineOptions) -> None:
     """The FnApiRunner in this process, with the state cache off as on
-    Dataflow (with it on, each state write sizes the cache: 3x slower)."""
+    Dataflow (with it on, every state write walks the cache with objsize:
+    docs/performance.md, section 1)."""
     std = options.view_as(StandardOptions)
     if not std.runner:
         std.runner = "FnApiRunner"
-    debug = options.view_as(DebugOptions)
-    if not any(a.startswith("--max_cache_memory_usage_mb") for a in argv):
-        debug.add_experiment("state_cache_size=0")
+    if std.runner == "FnApiRunner":
+        from apache_beam.runners.portability.fn_api_runner import worker_handlers
+
+        worker_handlers.STATE_CACHE_SIZE_MB = 0
 
 
 def _match(patterns: list[str], options: PipelineOptions) -> tuple[int, int]:
@@ -96,9 +98,12 @@ def _preflight(opts: EcommerceOptions) -> None:
 
 
 class _Progress:
-    """A rich progress bar (bytes of input read, records, records/s, ETA) on
-    a terminal; a line every 10 s otherwise. Reads pipeline.backfill.PROGRESS,
-    which the steps update in this process (the FnApiRunner)."""
+    """On a terminal, two rich progress lines: reading (bytes of input,
+    records, records/s, the time left) and writing (minute files and their
+    lines; the merge follows); a line every 10 s otherwise. Reads
+    pipeline.backfill.PROGRESS, which the steps update in this process (the
+    FnApiRunner). The writing phase follows the reading one: every copy of an
+    event must have been read before the first is chosen."""
 
     def __init__(self, total_bytes: int, files: int):
         self.total_bytes, self.files = total_bytes, files
@@ -118,29 +123,36 @@ class _Progress:
 
         started = time.monotonic()
         if sys.stderr.isatty():
-            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-            with Progress(TextColumn("[bold]backfill"), BarColumn(), DownloadColumn(),
-                          TextColumn("{task.fields[records]:,} records, {task.fields[rate]:,.0f}/s, "
-                                     "{task.fields[files]}/{task.fields[total_files]} files"),
+            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[what]}"),
                           TimeElapsedColumn(), TimeRemainingColumn(), transient=False) as bar:
-                task = bar.add_task("read", total=self.total_bytes or None, records=0, rate=0.0, files=0,
-                                    total_files=self.files)
-                while not self._stop.wait(0.5):
+                read = bar.add_task("read ", total=self.total_bytes or None, what="")
+                write = bar.add_task("write", total=None, what="waits for the reading")
+                read_done = None
+                while True:
+                    stopping = self._stop.wait(0.5)
                     records, nbytes, files = PROGRESS.snapshot()
-                    rate = records / max(1e-6, time.monotonic() - started)
-                    bar.update(task, completed=nbytes, records=records, rate=rate, files=files)
-                records, nbytes, files = PROGRESS.snapshot()
-                bar.update(task, completed=nbytes, records=records, files=files,
-                           rate=records / max(1e-6, time.monotonic() - started))
+                    now = time.monotonic()
+                    if read_done is None and files >= self.files:
+                        read_done = now
+                    rate = records / max(1e-6, (read_done or now) - started)
+                    bar.update(read, completed=nbytes, what=f"{nbytes:,}/{self.total_bytes:,} bytes, {files}/"
+                                                            f"{self.files} files, {records:,} records ({rate:,.0f}/s)")
+                    files_written, lines = PROGRESS.written()
+                    if files_written:
+                        lines_rate = lines / max(1e-6, now - (read_done or started))
+                        bar.update(write, what=f"{files_written:,} minute files, {lines:,} events ({lines_rate:,.0f}/s)")
+                    if stopping:
+                        break
         else:
             while not self._stop.wait(10):
                 records, nbytes, files = PROGRESS.snapshot()
+                files_written, lines = PROGRESS.written()
                 elapsed = time.monotonic() - started
-                print(f"backfill: {files}/{self.files} files, {nbytes:,}/{self.total_bytes:,} bytes, "
-                      f"{records:,} records, {records / max(1e-6, elapsed):,.0f} records/s", file=sys.stderr,
-                      flush=True)
+                print(f"backfill: read {files}/{self.files} files, {nbytes:,}/{self.total_bytes:,} bytes, "
+                      f"{records:,} records; wrote {files_written:,} minute files, {lines:,} events "
+                      f"({elapsed:.0f}s)", file=sys.stderr, flush=True)
 
 
 def _counters(result) -> dict:
@@ -161,8 +173,8 @@ def summary_lines(counters: dict, merged: dict, elapsed_s: float) -> list[str]:
     inserted = {t: m["inserted"] for t, m in merged.items()}
     events_inserted = sum(n for t, n in inserted.items() if t.endswith("_events"))
     return [
-        f"read {counters.get('backfill.files_read', 0)} files, {records:,} records in {elapsed_s:.1f}s "
-        f"({records / max(elapsed_s, 1e-6):,.0f} records/s)"
+        f"read {counters.get('backfill.files_read', 0)} files, {records:,} records; {elapsed_s:.1f}s end to end "
+        f"({records / max(elapsed_s, 1e-6):,.0f} records/s with every write)"
         + (f"; {counters['backfill.files_unreadable']} file(s) could not be read to the end (dead letters)"
            if counters.get("backfill.files_unreadable") else ""),
         f"valid {valid:,}, invalid {counters.get('events.invalid', 0):,} (dead letters), duplicates "
@@ -176,30 +188,53 @@ def summary_lines(counters: dict, merged: dict, elapsed_s: float) -> list[str]:
     ]
 
 
+def _dry_run(options, opts, backfill, run_id: str) -> int:
+    """The Dataflow batch graph built offline: nothing read, submitted or merged."""
+    from pipeline.backfill import StagedTables, build_backfill
+    from pipeline.bigquery_sink import BigQueryTables
+    from pipeline.files import FileWriter
+    from pipeline.graph import Sinks
+
+    project = opts.table_project()
+    tables = StagedTables(BigQueryTables(project, opts.dataset, opts.bq_batch_size), run_id)
+    pipeline = beam.Pipeline(options=options)
+    build_backfill(pipeline, opts, Sinks(tables=tables, files=FileWriter(project)), backfill.input)
+    pipeline.run()
+    _log.info("dry run: the backfill's Dataflow graph was built; nothing was read, submitted or merged")
+    return 0
+
+
 def run(argv=None) -> int:
     configure_logging()
     argv = sys.argv[1:] if argv is None else list(argv)
     os.environ.setdefault("NO_GCE_CHECK", "True")
     try:
         options = parse_options(argv, PROG, __doc__, hint=HINTS)
-        _local_defaults(options, argv)
+        _local_defaults(options)
         opts, backfill = options.view_as(EcommerceOptions), options.view_as(BackfillOptions)
         opts.validate_all(require_source=False, streaming=False)
         backfill.validate_backfill()
         run_id = backfill.run_id or f"backfill-{uuid.uuid4().hex[:10]}"
+        dry_run = str(options.view_as(TestOptions).dry_run).lower() in ("true", "1", "yes")
+        if dry_run and not opts.is_dataflow():
+            raise OptionsError("--dry_run=True builds a Dataflow job's graph: give --runner=DataflowRunner too")
         if opts.is_dataflow():
             options.view_as(StandardOptions).streaming = False
-            check_credentials()
+            if not dry_run:
+                check_credentials()
         else:
             clients.check_services(("bigquery", "storage"))
             clients.use_anonymous_beam_credentials()
-        if any(p.startswith("s3://") for p in backfill.input):
-            clients.check_s3()
-        files, total_bytes = _match(backfill.input, options)
-        _preflight(opts)
+        if not dry_run:
+            if any(p.startswith("s3://") for p in backfill.input):
+                clients.check_s3()
+            files, total_bytes = _match(backfill.input, options)
+            _preflight(opts)
     except (OptionsError, clients.SetupError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if dry_run:
+        return _dry_run(options, opts, backfill, run_id)
 
     from pipeline.backfill import PROGRESS, StagedTables, build_backfill
     from pipeline.bigquery_sink import BigQueryTables

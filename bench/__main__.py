@@ -14,7 +14,9 @@
      rate for minutes, p99 publish -> BigQuery per 30-s slice, and the BigQuery
      emulator's own insertAll ceiling measured alone in the same run;
   4. anomaly alerts: detection latency (crossing event published -> alert
-     published) at 100 events/s of background load with bot bursts.
+     published) at 100 events/s of background load with bot bursts;
+  5. the backfill's batch graph on the same core and messages, beside (c)
+     (part of 1: `backfill` in its table).
 
 Writes bench/results/<timestamp>.json and .png and prints a table.
     python -m bench                          # everything (about 20 minutes on 2 cores)
@@ -118,7 +120,7 @@ def like_with_like(small: int, large: int, rounds: int, progress) -> dict:
     """Medians of `rounds` interleaved rounds of (a), (b), (c)."""
     import statistics
 
-    runs: dict[str, list] = {"work": [], "floor": [], "graph": [], "floor_off": [], "graph_off": []}
+    runs: dict[str, list] = {"work": [], "floor": [], "graph": [], "floor_off": [], "graph_off": [], "backfill": []}
     for r in range(rounds):
         for kind in runs:
             progress(f"round {r + 1}/{rounds}: {kind}")
@@ -185,11 +187,15 @@ def main(argv=None) -> int:
                  "floor": "(b) Beam's floor: the job's shape, empty bodies",
                  "graph": "(c) the job's graph (BigQuery branch in memory, files to disk)",
                  "floor_off": "(b) without the analytics steps (--analytics=off)",
-                 "graph_off": "(c) without the analytics steps (--analytics=off)"}
+                 "graph_off": "(c) without the analytics steps (--analytics=off)",
+                 "backfill": "the backfill's batch graph (history files -> rows, minute files)"}
         for kind, name in names.items():
+            if kind not in like:
+                continue
             m = like[kind]
+            floor = like["floor_off" if kind.endswith("_off") else "floor"]["us_per_event"]
             table.add_row(name, f"{m['us_per_event']:.1f}", f"{m['events_per_s']:,}",
-                          f"{m['us_per_event'] / like['floor_off' if kind.endswith('_off') else 'floor']['us_per_event']:.2f}x")
+                          "" if kind == "backfill" else f"{m['us_per_event'] / floor:.2f}x")
         table.add_row("(c) / ((a) + (b))", "", "", f"{like['graph_over_floor_plus_work']:.2f}x")
         table.add_row("(c) analytics on / off", "", "", f"{like['analytics_cost']:.2f}x")
         for g in results["graph"]:

@@ -14,6 +14,9 @@ floor for a graph of the job's shape, and the job's real graph.
   branch into a local folder.
 * `floor_off`, `graph_off`: (b) and (c) without the analytics steps
   (`--analytics=off`), to price them.
+* `backfill`: the backfill's batch graph (`pipeline.backfill`) over the same
+  messages written as history files: read, parse, exact dedup, rows, minute
+  files; beside (c), the stream's graph.
 
 (b) and (c) run on the FnApiRunner (the SDK harness Dataflow workers run),
 one worker, fed from memory (no text source). Start-up is excluded: each is
@@ -219,12 +222,49 @@ def graph_pipeline(p, out_dir: str, analytics: bool = True) -> None:
     build_pipeline(p, opts, Sinks(tables=MemoryTables()), messages=messages, clock=lambda: clock)
 
 
+def backfill_pipeline(p, history_dir: str, out_dir: str) -> None:
+    """The backfill's graph (pipeline/backfill.py, as python -m backfill
+    builds it) over a history folder, tables into the in-memory sink, files
+    to disk: the batch path beside the stream's (c)."""
+    import os
+
+    from pipeline.backfill import build_backfill
+    from pipeline.graph import Sinks
+    from pipeline.options import EcommerceOptions
+
+    opts = _options([f"--output_prefix={out_dir}", "--project=bench-project"]).view_as(EcommerceOptions)
+    build_backfill(p, opts, Sinks(tables=MemoryTables()), [os.path.join(history_dir, "**")])
+
+
+def _history(messages, folder: str, per_file: int = 5000) -> None:
+    """The messages as history files (newline-delimited JSON, 5,000 a file)."""
+    import os
+
+    os.makedirs(folder, exist_ok=True)
+    for n in range(0, len(messages), per_file):
+        with open(os.path.join(folder, f"part-{n // per_file:05d}.jsonl"), "wb") as fh:
+            fh.write(b"".join(data + b"\n" for data, _ in messages[n:n + per_file] if b"\n" not in data))
+
+
 def timed(kind: str, messages) -> float:
     """Seconds to run graph `kind` ('floor' or 'graph', '_off': without the
-    analytics steps) over `messages`."""
+    analytics steps; 'backfill': the batch graph over the messages as history
+    files) over `messages`."""
     import apache_beam as beam
 
     global _SOURCE
+    if kind == "backfill":
+        history, out_dir = tempfile.mkdtemp(prefix="bench-history-"), tempfile.mkdtemp(prefix="bench-backfill-")
+        _history(messages, history)
+        try:
+            gc.collect()
+            t = time.perf_counter()
+            with beam.Pipeline(runner="FnApiRunner", options=_options()) as p:
+                backfill_pipeline(p, history, out_dir)
+            return time.perf_counter() - t
+        finally:
+            shutil.rmtree(history, ignore_errors=True)
+            shutil.rmtree(out_dir, ignore_errors=True)
     shape, analytics = kind.removesuffix("_off"), not kind.endswith("_off")
     _SOURCE = _keys(messages) if shape == "floor" else list(messages)
     out_dir = tempfile.mkdtemp(prefix=f"bench-{kind}-")

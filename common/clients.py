@@ -148,3 +148,15 @@ def use_anonymous_beam_credentials() -> None:
     with auth._Credentials._credentials_lock:
         auth._Credentials._credentials = None
         auth._Credentials._credentials_init = True
+
+
+def filesystem_options() -> None:
+    """Beam's FileSystems outside a pipeline: its S3 filesystem needs pipeline
+    options to build its client (empty ones: boto3 then reads the
+    environment, AWS_ENDPOINT_URL_S3 on the local stack)."""
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    if FileSystems._pipeline_options is None:
+        FileSystems.set_options(PipelineOptions([]))
+

@@ -14,16 +14,18 @@ from localrun.runner import RUNNING
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_job(stack, log_path: Path, *, subscription: str, dataset: str, bucket: str, extra=(), env=None):
+def start_job(stack, log_path: Path, *, subscription: str, dataset: str, bucket: str, extra=(), env=None,
+              cwd: Path = PROJECT_ROOT):
     """`python -m localrun` against `stack` (a localstack.LocalStack), as a
     child in its own session (stop it by PID; its process group holds
     nothing else); output appended to log_path. `env` overrides the stack's
-    client environment (a drill routes Pub/Sub through a cuttable link)."""
+    client environment (a drill routes Pub/Sub through a cuttable link);
+    `cwd`: the tree the job runs from (a test deploys an evolved copy)."""
     cmd = [sys.executable, "-m", "localrun", f"--project={stack.project}",
            f"--subscription=projects/{stack.project}/subscriptions/{subscription}",
            f"--dataset={dataset}", f"--output_prefix=gs://{bucket}/output", *extra]
     return subprocess.Popen(cmd, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            cwd=PROJECT_ROOT, env={**os.environ, **stack.env(), **(env or {})},
+                            cwd=cwd, env={**os.environ, **stack.env(), **(env or {})},
                             start_new_session=True)
 
 

@@ -69,7 +69,7 @@ class _Progress:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self.records = self.bytes = self.files = 0
+        self.reset()
 
     def add(self, records: int = 0, nbytes: int = 0, files: int = 0) -> None:
         with self._lock:
@@ -77,16 +77,31 @@ class _Progress:
             self.bytes += nbytes
             self.files += files
 
+    def wrote(self, record) -> None:
+        """A FileRecord written: the writing phase's progress."""
+        with self._lock:
+            self.files_written += 1
+            self.lines_written += record.lines
+
     def snapshot(self) -> tuple[int, int, int]:
         with self._lock:
             return self.records, self.bytes, self.files
 
+    def written(self) -> tuple[int, int]:
+        with self._lock:
+            return self.files_written, self.lines_written
+
     def reset(self) -> None:
         with self._lock:
-            self.records = self.bytes = self.files = 0
+            self.records = self.bytes = self.files = self.files_written = self.lines_written = 0
 
 
 PROGRESS = _Progress()
+
+
+def _show_written(record) -> None:
+    """(module-level: pickled by reference, the same PROGRESS in this process)"""
+    PROGRESS.wrote(record)
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -272,6 +287,7 @@ def build_backfill(pipeline: beam.Pipeline, opts, sinks, patterns: list[str]) ->
     events = deduped.events
     written = events | "MinuteFiles" >> MinuteFiles(opts.output_prefix.rstrip("/"), opts.lateness(),
                                                     opts.num_file_shards, sinks.files, batch=True)
+    _ = written.files | "ShowProgress" >> beam.Map(_show_written)
     conflicts = (deduped.conflicts, written.conflicts) | "AllConflicts" >> beam.Flatten()
     refused = [
         sinks.tables.write("WriteEventTables", events | "ToTableRows" >> beam.Map(table_row_maker(SOURCE))),

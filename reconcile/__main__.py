@@ -50,6 +50,9 @@ def build_parser() -> Parser:
     parser.add_argument("--allowed-lateness-s", type=int, default=LatenessPolicy.allowed_lateness_s,
                         help=f"the job's --allowed_lateness_s (default {LatenessPolicy.allowed_lateness_s}), for the "
                              "metrics check")
+    parser.add_argument("--backfill", action="store_true",
+                        help="the run is a backfill (python -m backfill): the stream's own analytics (alerts, "
+                             "per-minute metrics) are not checked; everything else is")
     parser.add_argument("--no-ledger", action="store_true",
                         help="production mode: compare BigQuery, the job's files_written and the files per minute "
                              "for --start/--end, without a producer ledger")
@@ -119,8 +122,9 @@ def main(argv=None) -> int:
         outcome = run_no_ledger(client, args.project, args.dataset, args.output_prefix, start, end, deep=args.deep)
         name = f"{start:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}"
     else:
-        outcome = run_all(client, args.project, args.dataset, args.output_prefix, Scope(args.run_id, start, end, args.alert_threshold,
-                                                                                  args.allowed_lateness_s))
+        scope = Scope(args.run_id, start, end, args.alert_threshold, args.allowed_lateness_s,
+                      streaming=not args.backfill)
+        outcome = run_all(client, args.project, args.dataset, args.output_prefix, scope)
         name = args.run_id or f"{start:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}"
     passed = print_results(outcome)
     report_dir = args.report_dir / name

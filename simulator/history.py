@@ -96,6 +96,9 @@ def _write(path: str, data: bytes) -> None:
     from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
 
+    from common.clients import filesystem_options
+
+    filesystem_options()
     if "://" not in path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     if path.endswith(".gz"):

@@ -69,11 +69,11 @@ def own_target(stack, name: str) -> Target:
     return target
 
 
-def start_job(stack, tmp, *extra: str, env=None, target: Target = SHARED):
+def start_job(stack, tmp, *extra: str, env=None, target: Target = SHARED, cwd=localrun.process.PROJECT_ROOT):
     """The streaming job against the test stack (logs appended to tmp/job.log)."""
     return localrun.process.start_job(
         stack, tmp / "job.log", subscription=target.subscription, dataset=target.dataset, bucket=target.bucket,
-        extra=["--late_firing_delay_s=1", f"--metrics_out={tmp / 'metrics.json'}", *extra], env=env)
+        extra=["--late_firing_delay_s=1", f"--metrics_out={tmp / 'metrics.json'}", *extra], env=env, cwd=cwd)
 
 
 def wait_until_running(job, log_path, timeout_s: float = 120) -> None:

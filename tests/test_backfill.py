@@ -168,3 +168,38 @@ def test_old_events_are_accepted_and_the_future_is_not(tmp_path):
     _write(tmp_path / "h" / "x.jsonl", orjson.dumps(old) + b"\n" + orjson.dumps(future) + b"\n")
     got = _run_backfill(str(tmp_path / "h"), str(tmp_path / "out"))
     assert len(got["events"]) == 1 and [d["error_type"] for d in got["dead"]] == ["timestamp_out_of_range"]
+
+
+def test_the_history_replay_follows_event_time_at_its_speed():
+    """python -m simulator.replay: records in event-time order, offsets from
+    the first event; a malformed record keeps the place of the one before."""
+    from simulator.replay import schedule
+
+    records = [orjson.dumps(activity(BASE + timedelta(minutes=10))), orjson.dumps(order(BASE)),
+               b"{not json", orjson.dumps(inventory(BASE + timedelta(minutes=5)))]
+    planned = schedule(records)
+    assert [round(at) for at, _, _ in planned] == [0, 0, 300, 600]
+    assert [p.malformed for _, _, p in planned] == [False, True, False, False]
+    assert planned[1][1] == b"{not json" and planned[1][2].malformed_kind == "invalid_json"
+
+
+def test_a_dead_letter_replays_with_its_own_bytes_or_says_why_not():
+    """python -m deadletters: a row gives back the original bytes and
+    attributes; a cut payload or a BigQuery row cannot be replayed."""
+    import base64
+    import hashlib
+
+    from deadletters.__main__ import message_of
+    from pipeline.validation import Rejected, dead_letter_row
+
+    data = b"\xff\xfe not utf-8"
+    row = dead_letter_row(Rejected("decode", "not_utf8", "x"), data, {"event_type": "order"}, None, BASE)
+    assert message_of(row) == (data, {"event_type": "order"})
+    text = dead_letter_row(Rejected("parse", "invalid_json", "x"), b'{"a": ', {}, None, BASE)
+    assert message_of(text) == (b'{"a": ', {})
+    big = b"x" * (2 << 20)
+    cut = dead_letter_row(Rejected("decode", "oversized", "x"), big, {}, None, BASE)
+    assert "kept only in part" in message_of(cut)
+    refused = dict(text, stage="bigquery_insert")
+    assert "BigQuery row" in message_of(refused)
+    assert hashlib.sha256(base64.b64decode(row["payload_base64"])).hexdigest() == row["payload_sha256"]

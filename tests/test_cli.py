@@ -24,7 +24,9 @@ DATAFLOW = ["--runner=DataflowRunner", "--streaming", "--project=my-project", "-
             "--temp_location=gs://my-bucket/tmp", "--subscription=projects/my-project/subscriptions/s-sub",
             "--output_prefix=gs://my-bucket/output"]
 COMMANDS = ["pipeline", "localrun", "localstack", "provision", "simulator", "reconcile", "demo", "bench",
-            "schemas.ddl", "schemas.compat"]
+            "schemas.ddl", "schemas.compat", "backfill", "deadletters", "simulator.history", "simulator.replay",
+            "dashboard"]
+BACKFILL = ["--project=local-project", "--input=/tmp/history/**", "--output_prefix=gs://local-bucket/output"]
 
 
 def closed_port() -> int:
@@ -78,13 +80,16 @@ def test_help_names_the_command_and_explains_every_option(module, tmp_path, monk
 
 def _own_actions(module: str, monkeypatch) -> list:
     """The command's own options (Beam's are documented by Beam)."""
-    if module in ("pipeline", "localrun"):
+    if module in ("pipeline", "localrun", "backfill"):
         from pipeline.options import _option_classes, options_parser
 
+        import backfill.options  # noqa: F401 - registers the backfill's view
         import localrun.options  # noqa: F401 - registers the local-run view
         ours = {s for cls in _option_classes()[0] for s in _own_options(cls)}
-        if module == "pipeline":
+        if module != "localrun":
             ours -= set(_own_options(localrun.options.LocalRunOptions))
+        if module != "backfill":
+            ours -= set(_own_options(backfill.options.BackfillOptions))
         parser = options_parser(f"python -m {module}", "")
         return [a for a in parser._actions if set(a.option_strings) & ours]
     import importlib
@@ -98,7 +103,7 @@ def _own_actions(module: str, monkeypatch) -> list:
         raise SystemExit(0)
 
     monkeypatch.setattr(Parser, "parse_args", capture)
-    main = importlib.import_module(module if module.startswith("schemas.") else f"{module}.__main__").main
+    main = importlib.import_module(module if "." in module else f"{module}.__main__").main
     with pytest.raises(SystemExit):
         main(["--help"])
     assert seen, f"{module} does not use common.cli.Parser"
@@ -122,6 +127,10 @@ def _own_options(cls):
     ("provision", ["--project=local-project", "--buckt=b"], "did you mean --bucket"),
     ("localstack", ["up", "--pubsub_port=1"], "did you mean --pubsub-port"),
     ("demo", ["--durration=5"], "did you mean --duration"),
+    ("backfill", [*BACKFILL, "--run-id=x"], "did you mean --run_id"),
+    ("deadletters", ["replay", "--project=local-project", "--error_type=x"], "did you mean --error-type"),
+    ("simulator.history", ["--output=/tmp/h", "--day=1"], "did you mean --days"),
+    ("dashboard", ["--project=local-project", "--refresh=3"], "did you mean --refresh_s"),
 ])
 def test_a_misspelled_option_is_refused_with_the_closest_name(module, args, wanted, tmp_path):
     result, elapsed = run(module, *args, env=down_env(tmp_path))
@@ -143,6 +152,9 @@ def test_the_local_runner_without_the_stack_environment_says_how_to_start_it(tmp
     ("simulator", ["--project=local-project", "--count=5"]),
     ("reconcile", ["--project=local-project", "--run-id=x", "--output-prefix=gs://local-bucket/output"]),
     ("provision", ["--project=local-project", "--bucket=local-bucket"]),
+    ("backfill", BACKFILL),
+    ("deadletters", ["summary", "--project=local-project"]),
+    ("dashboard", ["--project=local-project"]),
 ])
 def test_with_the_emulators_down_each_command_says_so_in_seconds(module, args, tmp_path):
     result, elapsed = run(module, *args, env=down_env(tmp_path))

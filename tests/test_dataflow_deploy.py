@@ -41,6 +41,14 @@ def test_dry_run_builds_the_dataflow_graph_offline():
     assert "dry run: the Dataflow job graph was built" in result.stderr
 
 
+def test_the_backfill_builds_as_a_dataflow_batch_job_offline():
+    result = _script("backfill-dry-run", "s3://history-bucket/events/**", "gs://old-exports/2024/**")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "dry run: the backfill's Dataflow graph was built" in result.stderr
+    missing = _script("backfill")
+    assert missing.returncode == 2 and "usage: ./run_dataflow.sh backfill PATTERN" in missing.stderr
+
+
 @pytest.mark.parametrize("env,needle", [
     ({"REGION": "europe-west1", "BUCKET": "b-1"}, "set PROJECT"),
     ({**ENV, "BUCKET": "gs://my-bucket"}, "set BUCKET"),
