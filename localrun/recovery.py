@@ -131,16 +131,18 @@ def stored_since(client, project: str, dataset: str, since: datetime) -> dict:
     from google.cloud import bigquery
 
     from schemas import event_specs
-    from schemas.contract import identity_digest
+    from schemas.contract import identity_digest, version_id
 
     seen = {}
     config = bigquery.QueryJobConfig(query_parameters=[
         bigquery.ScalarQueryParameter("since", "TIMESTAMP", since - timedelta(minutes=1))])
     for event_type, spec in event_specs().items():
-        sql = (f"SELECT event_id, content_hash FROM `{project}.{dataset}.{spec.name}` WHERE ingest_time >= @since "
-               "QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY ingest_time) = 1")
+        sql = (f"SELECT event_id, change_type, changed_at, content_hash FROM `{project}.{dataset}.{spec.name}` "
+               "WHERE ingest_time >= @since "
+               "QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id, change_type, changed_at ORDER BY ingest_time) = 1")
         for row in client.query(sql, job_config=config).result(timeout=120):
-            seen[identity_digest(event_type, row.event_id)] = row.content_hash
+            key = version_id(row.event_id, row.change_type, row.changed_at)  # each version of an event
+            seen[identity_digest(event_type, key)] = row.content_hash
     _log.info("replay: %d events already stored since %s will not be written again", len(seen), since.isoformat())
     return seen
 

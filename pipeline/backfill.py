@@ -238,7 +238,7 @@ class DeduplicateHistory(beam.PTransform):
 
     def expand(self, accepted):
         def by_identity(acc: Accepted):
-            return identity_digest(acc.event.event_type, acc.event.event_id), acc
+            return identity_digest(acc.event.event_type, acc.event.version_id), acc
 
         return (accepted
                 | "KeyByIdentity" >> beam.Map(by_identity).with_output_types(typing.Tuple[bytes, Accepted])

@@ -82,6 +82,10 @@ def read_messages(pipeline: beam.Pipeline, opts: EcommerceOptions) -> beam.PColl
     )
 
 
+def _is_new_event(accepted) -> bool:
+    return accepted.event.change is None
+
+
 def file_row(record: FileRecord):
     """(table, row, insertId) of a written file for `files_written`."""
     row = record._asdict()
@@ -119,14 +123,18 @@ def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, sinks: Sinks
         sinks.tables.write("WriteFilesWritten", written.files | "ToFileRows" >> beam.Map(file_row)),
     ]
     alerts = metrics = sessions = None
-    # Analytics hang off the deduplicated trunk: each event counted once.
+    # Analytics hang off the deduplicated trunk: each event counted once, as
+    # first sent (a correction, invalidation or deletion is not another event
+    # of the user's: the views apply changes, the analytics count activity).
+    if opts.analytics_on():
+        new_events = events | "NewEventsOnly" >> beam.Filter(_is_new_event)
     if opts.analytics_on("alerts"):
-        alerts = events | "DetectBursts" >> DetectBursts(opts.alert_threshold, opts.lateness(), opts.alert_buckets)
+        alerts = new_events | "DetectBursts" >> DetectBursts(opts.alert_threshold, opts.lateness(), opts.alert_buckets)
         refused.append(sinks.tables.write("WriteAlerts", alerts | "ToAlertRows" >> beam.Map(alert_table_row)))
         if sinks.alerts is not None:
             sinks.alerts(alerts)
     if opts.analytics_on("sessions"):
-        sessions = events | "UserSessions" >> UserSessions(opts.lateness(), opts.session_gap_s)
+        sessions = new_events | "UserSessions" >> UserSessions(opts.lateness(), opts.session_gap_s)
         refused.append(sinks.tables.write("WriteSessions", sessions | "ToSessionRows" >> beam.Map(session_table_row)))
     dead_letters = (parsed.dead_letter, *refused) | "AllDeadLetters" >> beam.Flatten()
     if opts.analytics_on("metrics"):
@@ -135,7 +143,7 @@ def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, sinks: Sinks
         # to the dead-letter table below without being counted (no cycle).
         policy = opts.lateness()
         observations = (
-            events | "ObserveEvents" >> beam.Map(event_observations(policy)),
+            new_events | "ObserveEvents" >> beam.Map(event_observations(policy)),
             deduped.duplicates | "ObserveDuplicates" >> beam.Map(duplicate_observations(policy)),
             conflicts | "ObserveConflicts" >> beam.Map(conflict_observations(policy)),
             dead_letters | "ObserveDeadLetters" >> beam.Map(dead_letter_observations(policy)),

@@ -49,8 +49,8 @@ from pipeline.files import FileWriter
 from pipeline.policy import LatenessPolicy
 from pipeline.progress import HELD
 from schemas.contract import (MAX_FILE_SEQ, conflict_row, file_path, format_timestamp, from_micros,
-                              identity_digest, line_bytes, manifest_path, minute_folder, parse_file_path,
-                              parse_timestamp, read_line, to_micros)
+                              identity_digest, line_bytes, line_version_id, manifest_path, minute_folder,
+                              parse_file_path, parse_timestamp, read_line, to_micros)
 
 _log = logging.getLogger(__name__)
 CONFLICTS = "conflicts"
@@ -218,7 +218,7 @@ class _MinuteFilesFn(beam.DoFn):
             for raw in raw_file.splitlines():
                 if raw.strip():
                     line = read_line(raw)
-                    known[identity_digest(event_type, line["event_id"])] = line["content_hash"]
+                    known[identity_digest(event_type, line_version_id(line))] = line["content_hash"]
                     lines += 1
             if (parsed.seq - 1) % self.num_shards == shard:
                 meta["files"].append((parsed.seq, lines))
@@ -325,7 +325,7 @@ class MinuteFiles(beam.PTransform):
 
         def keyed(acc):
             event = acc.event
-            digest = identity_digest(event.event_type, event.event_id)
+            digest = identity_digest(event.event_type, event.version_id)
             publish_time = format_timestamp(acc.publish_time) if acc.publish_time else None
             return (_key_of(event.event_type, event.event_time, digest, num_shards, policy),
                     (digest, event.content_hash, event.event_id, format_timestamp(event.event_time),

@@ -285,7 +285,7 @@ class DeduplicateEvents(beam.PTransform):
         buckets = self.buckets
 
         def by_bucket(acc: Accepted):
-            digest = identity_digest(acc.event.event_type, acc.event.event_id)
+            digest = identity_digest(acc.event.event_type, acc.event.version_id)  # a change is a version of its own
             return int.from_bytes(digest[:4], "big") % buckets, (digest, acc)
 
         return (accepted
@@ -311,7 +311,7 @@ class _SkipStoredFn(beam.DoFn):
 
     def process(self, accepted: Accepted):
         event = accepted.event
-        stored = self.seen.get(identity_digest(event.event_type, event.event_id))
+        stored = self.seen.get(identity_digest(event.event_type, event.version_id))
         if stored is None:
             yield accepted
         elif stored == event.content_hash:
@@ -344,7 +344,7 @@ def table_row_maker(source: str):
         event = accepted.event
         return (event_specs()[event.event_type].name,
                 bigquery_row(event, accepted.publish_time, accepted.ingest_time, source),
-                insert_id(event.event_type, event.event_id))
+                insert_id(event.event_type, event.version_id))
 
     return to_table_row
 

@@ -20,7 +20,7 @@ import orjson
 
 from schemas import event_specs
 from schemas.contract import (ATTR_EVENT_ID, ATTR_EVENT_TYPE, Canonical, ContractError, canonicalize,
-                              explicit_id_problem, format_timestamp, split_body)
+                              explicit_id_problem, format_timestamp, split_body, split_change)
 
 _UTC = timezone.utc
 MAX_PAYLOAD_COPY = 1 << 20  # bytes of a rejected payload kept in the dead-letter row
@@ -108,11 +108,16 @@ def parse_message(data: bytes, attributes: dict | None, publish_time: datetime |
             raise Rejected("parse", "invalid_event_id", problem, claimed_type, claimed_id)
 
     try:
-        event = canonicalize(event_type, payload, event_id)
+        payload, change = split_change(payload)
+        event = canonicalize(event_type, payload, event_id, change)
     except ContractError as err:
         raise Rejected("validate", err.error_type, err.error, claimed_type, claimed_id) from None
 
     now = now or datetime.now(_UTC)
+    if change is not None and change.changed_at > now + limits.max_future_skew:
+        raise Rejected("validate", "invalid_change",
+                       f"changed_at {format_timestamp(change.changed_at)} is more than {limits.max_future_skew} in "
+                       "the future", claimed_type, claimed_id)
     if event.event_time > now + limits.max_future_skew:
         raise Rejected("validate", "timestamp_out_of_range",
                        f"event time {format_timestamp(event.event_time)} is more than {limits.max_future_skew} "

@@ -65,7 +65,7 @@ def _strip_annotations(schema):
     """Return the schema without the project's extra keys (fastavro ignores
     most unknown keys, but keeping the parsed schema pure Avro is cheap)."""
     extra = {"format", "minimum", "maximum", "minLength", "bq_type", "extension",
-             "event_type", "event_time_fields", "identity", "bigquery", "user_field"}
+             "event_type", "event_time_fields", "identity", "entity", "bigquery", "user_field"}
     if isinstance(schema, dict):
         return {k: _strip_annotations(v) for k, v in schema.items() if k not in extra}
     if isinstance(schema, list):

@@ -128,17 +128,44 @@ def all_ddl() -> dict[str, str]:
 _GENERATED = "-- Generated from schemas/ by `python -m schemas.ddl --write`. Do not edit by hand.\n"
 
 
+def entity_sql(spec: TableSpec) -> str:
+    """The SQL of an event's entity key (schemas.contract.entity_key)."""
+    entity = spec.avro.get("entity", "event")
+    if entity == "event":
+        return "event_id"
+    if len(entity) == 1:
+        return f"CAST({entity[0]} AS STRING)"
+    return "CONCAT(" + ", ':', ".join(f"CAST({name} AS STRING)" for name in entity) + ")"
+
+
 def render_dedup_view(spec: TableSpec) -> str:
+    table = f"`${{PROJECT}}.${{DATASET}}.{spec.name}`"
     return (
         _GENERATED
-        + "-- One row per event_id: the first copy ingested. Streaming inserts dedup by\n"
-        "-- insertId only on a best-effort basis, and a redelivery after the job's dedup\n"
-        "-- horizon passes the job, so exact dedup happens here at query time.\n"
+        + "-- One row per event_id: its latest version, first copy ingested. The table\n"
+        "-- keeps every version (the event as first sent, then corrections,\n"
+        "-- invalidations, deletions, ordered by changed_at); an event whose latest\n"
+        "-- version is an invalidation is hidden, and so is every event of an entity\n"
+        "-- a deletion removed. Streaming inserts dedup by insertId only on a\n"
+        "-- best-effort basis, and a redelivery after the job's dedup horizon passes\n"
+        "-- the job, so exact dedup happens here at query time.\n"
         f"CREATE OR REPLACE VIEW `${{PROJECT}}.${{DATASET}}.{spec.name}_dedup` AS\n"
+        "WITH latest AS (\n"
+        "  SELECT *\n"
+        f"  FROM {table}\n"
+        "  WHERE TRUE\n"
+        "  QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id\n"
+        "                             ORDER BY changed_at DESC NULLS LAST, ingest_time, publish_time) = 1\n"
+        "),\n"
+        "deleted AS (\n"
+        f"  SELECT DISTINCT {entity_sql(spec)} AS entity\n"
+        f"  FROM {table}\n"
+        "  WHERE change_type = 'deletion'\n"
+        ")\n"
         "SELECT *\n"
-        f"FROM `${{PROJECT}}.${{DATASET}}.{spec.name}`\n"
-        "WHERE TRUE\n"
-        "QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY ingest_time, publish_time) = 1;\n"
+        "FROM latest\n"
+        "WHERE IFNULL(change_type, '') NOT IN ('invalidation', 'deletion')\n"
+        f"  AND {entity_sql(spec)} NOT IN (SELECT entity FROM deleted);\n"
     )
 
 

@@ -75,6 +75,15 @@ ATTR_SOURCE_LINE = "source_line"
 # Keys of the JSON body that are about the envelope, not the payload.
 BODY_EVENT_TYPE = "event_type"
 BODY_EVENT_ID = "event_id"
+# A change to an event already sent (seed 002), also in the body: `change_type`
+# one of CHANGE_TYPES, `changed_at` (RFC 3339, required with it: the order of
+# versions) and an optional `change_reason`. See `split_change`.
+BODY_CHANGE_TYPE = "change_type"
+BODY_CHANGED_AT = "changed_at"
+BODY_CHANGE_REASON = "change_reason"
+CORRECTION, INVALIDATION, DELETION = "correction", "invalidation", "deletion"
+CHANGE_TYPES = (CORRECTION, INVALIDATION, DELETION)
+MAX_CHANGE_REASON = 1024
 
 _UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
@@ -302,6 +311,19 @@ def _record(fields: list[dict], datum: dict, prefix: str, walk: _Walk):
 
 
 @dataclass(frozen=True)
+class Change:
+    """What a change message does to the event it names (seed 002):
+    `correction` (this content supersedes the earlier versions),
+    `invalidation` (the event is not valid from now on) or `deletion` (a
+    tombstone: the event's entity is gone: an order with all its statuses,
+    an inventory movement, a user action)."""
+
+    kind: str
+    changed_at: datetime
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
 class Canonical:
     """An event in canonical form: what every sink and the content hash use."""
 
@@ -313,6 +335,59 @@ class Canonical:
     content_hash: str
     unknown_fields: tuple[str, ...] = ()
     explicit_id: bool = False
+    change: Change | None = None  # a correction, invalidation or deletion of the event `event_id`
+
+    @property
+    def version_id(self) -> str:
+        """What dedup, conflicts, insertIds and file lines are about: the event
+        itself, or one change of it (see `version_id`)."""
+        if self.change is None:
+            return self.event_id
+        return version_id(self.event_id, self.change.kind, self.change.changed_at)
+
+
+def version_id(event_id: str, change_type: str | None = None, changed_at=None) -> str:
+    """`event_id` for the event as first sent; `event_id@kind@changed_at` for
+    a change of it (from a Canonical, a stored row or a file line)."""
+    if not change_type:
+        return event_id
+    if not isinstance(changed_at, datetime):
+        changed_at = parse_timestamp(changed_at)
+    return f"{event_id}@{change_type}@{format_timestamp(changed_at)}"
+
+
+def split_change(payload: dict) -> tuple[dict, Change | None]:
+    """(payload without the change keys, the Change or None). A body without
+    `change_type` is an event as the brief sends them: `changed_at` and
+    `change_reason` there are fields the schema does not know (kept in
+    extra). Raises ContractError("invalid_change")."""
+    if BODY_CHANGE_TYPE not in payload:
+        return payload, None
+    kind = payload[BODY_CHANGE_TYPE]
+    if kind not in CHANGE_TYPES:
+        raise ContractError("invalid_change", f"change_type {kind!r:.60} is not one of {', '.join(CHANGE_TYPES)}")
+    raw_time = payload.get(BODY_CHANGED_AT)
+    if not isinstance(raw_time, str):
+        raise ContractError("invalid_change", f"a {kind} needs changed_at, an RFC 3339 time (got {raw_time!r:.60})")
+    try:
+        changed_at = parse_timestamp(raw_time)
+    except ValueError as err:
+        raise ContractError("invalid_change", f"changed_at: {getattr(err, 'error', err)}") from None
+    reason = payload.get(BODY_CHANGE_REASON)
+    if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_CHANGE_REASON):
+        raise ContractError("invalid_change", f"change_reason must be text of at most {MAX_CHANGE_REASON} characters")
+    rest = {k: v for k, v in payload.items() if k not in (BODY_CHANGE_TYPE, BODY_CHANGED_AT, BODY_CHANGE_REASON)}
+    return rest, Change(kind, changed_at, reason or None)
+
+
+def entity_key(event_type: str, payload: dict, event_id: str) -> str:
+    """The entity a deletion removes: the schema's `entity` fields joined by
+    ':' (an order: order_id, every status of it), or the event itself
+    (`"entity": "event"`: a user action)."""
+    entity = event_specs()[event_type].avro.get("entity", "event")
+    if entity == "event":
+        return event_id
+    return ":".join(str(payload[name]) for name in entity)
 
 
 def content_hash(event_type: str, payload: dict, extra: dict | None) -> str:
@@ -355,10 +430,12 @@ def event_time_of(spec: TableSpec, payload: dict) -> datetime:
     raise ContractError("missing_field", f"none of {', '.join(spec.avro['event_time_fields'])} is present")
 
 
-def canonicalize(event_type: str, body: dict, event_id: str | None = None) -> Canonical:
+def canonicalize(event_type: str, body: dict, event_id: str | None = None, change: Change | None = None) -> Canonical:
     """Validate the payload of one event (the body without its envelope keys)
     against the brief's schema and bring it to canonical form. Raises
-    ContractError; an explicit `event_id` must already be checked."""
+    ContractError; an explicit `event_id` must already be checked. `change`:
+    the message changes that event (a correction, invalidation or deletion
+    carries the event's whole body: its identity, event time and folder)."""
     spec = event_specs()[event_type]
     walk = _Walk()
     payload, extra = _record(spec.payload_fields, body, "", walk)
@@ -369,7 +446,7 @@ def canonicalize(event_type: str, body: dict, event_id: str | None = None) -> Ca
     digest = content_hash(event_type, payload, extra)
     return Canonical(event_type=event_type, event_id=event_id or natural_event_id(spec, payload, digest),
                      event_time=event_time_of(spec, payload), payload=payload, extra=extra, content_hash=digest,
-                     unknown_fields=tuple(walk.unknown), explicit_id=event_id is not None)
+                     unknown_fields=tuple(walk.unknown), explicit_id=event_id is not None, change=change)
 
 
 def split_body(body: dict) -> tuple[dict, object, object]:
@@ -466,7 +543,17 @@ def file_line(event: Canonical) -> dict:
             "event_time": format_timestamp(event.event_time), "content_hash": event.content_hash, **payload}
     if event.extra:
         line["extra"] = event.extra
+    if event.change is not None:  # a change line: applied by (event_id, changed_at), README "Corrections"
+        line[BODY_CHANGE_TYPE] = event.change.kind
+        line[BODY_CHANGED_AT] = format_timestamp(event.change.changed_at)
+        if event.change.reason:
+            line[BODY_CHANGE_REASON] = event.change.reason
     return line
+
+
+def line_version_id(line: dict) -> str:
+    """The version a file line holds (`version_id`)."""
+    return version_id(line["event_id"], line.get(BODY_CHANGE_TYPE), line.get(BODY_CHANGED_AT))
 
 
 def line_bytes(event: Canonical) -> bytes:
@@ -491,6 +578,9 @@ def bigquery_row(event: Canonical, publish_time: datetime | None, ingest_time: d
         "publish_time": format_timestamp(publish_time) if publish_time else None,
         "ingest_time": format_timestamp(ingest_time),
         "source": source,
+        "change_type": event.change.kind if event.change else None,
+        "changed_at": format_timestamp(event.change.changed_at) if event.change else None,
+        "change_reason": event.change.reason if event.change else None,
         **event.payload,
     }
 
