@@ -30,6 +30,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from backfill.options import BackfillOptions
 from backfill.staging import create_staging, drop_staging, merge_staged, staged_tables
+from schemas import ERASED_SUBJECTS_TABLE
 from common import clients
 from pipeline.launch import check_credentials, configure_logging
 from pipeline.options import EcommerceOptions, OptionsError, parse_options
@@ -82,7 +83,7 @@ def _preflight(opts: EcommerceOptions) -> None:
     project = opts.table_project()
     bq = clients.bigquery_client(project)
     missing = []
-    for table in staged_tables():
+    for table in staged_tables() + [ERASED_SUBJECTS_TABLE]:
         try:
             bq.get_table(f"{project}.{opts.dataset}.{table}", timeout=5, retry=None)
         except gexc.NotFound:
@@ -198,7 +199,10 @@ def _dry_run(options, opts, backfill, run_id: str) -> int:
     project = opts.table_project()
     tables = StagedTables(BigQueryTables(project, opts.dataset, opts.bq_batch_size), run_id)
     pipeline = beam.Pipeline(options=options)
-    build_backfill(pipeline, opts, Sinks(tables=tables, files=FileWriter(project)), backfill.input)
+    from pipeline.erasure import ErasedSubjects
+
+    build_backfill(pipeline, opts, Sinks(tables=tables, files=FileWriter(project)), backfill.input,
+                   erased=ErasedSubjects(project, opts.dataset, opts.erasure_refresh_s))
     pipeline.run()
     _log.info("dry run: the backfill's Dataflow graph was built; nothing was read, submitted or merged")
     return 0
@@ -254,8 +258,11 @@ def run(argv=None) -> int:
     tables = StagedTables(BigQueryTables(project, opts.dataset, opts.bq_batch_size, bq_factory, opts.outage_wait_s()),
                           run_id)
     sinks = Sinks(tables=tables, files=FileWriter(project, storage_factory, opts.outage_wait_s()))
+    from pipeline.erasure import ErasedSubjects
+
     pipeline = beam.Pipeline(options=options)
-    build_backfill(pipeline, opts, sinks, backfill.input)
+    build_backfill(pipeline, opts, sinks, backfill.input,
+                   erased=ErasedSubjects(project, opts.dataset, opts.erasure_refresh_s, bq_factory))
     PROGRESS.reset()
     started = time.monotonic()
     try:

@@ -89,8 +89,11 @@ def run(argv=None) -> int:
         checkpointer = Checkpointer(local.checkpoint_file, local.replay_margin_s, initial=replay_from).start()
 
     pipeline = beam.Pipeline(options=options)
+    from pipeline.erasure import ErasedSubjects
+
     build_pipeline(pipeline, opts, Sinks.production(opts, clients.bigquery_client, clients.storage_client),
-                   seen=seen)
+                   seen=seen, erased=ErasedSubjects(opts.table_project(), opts.dataset, opts.erasure_refresh_s,
+                                                    clients.bigquery_client))
     result = pipeline.run()
     _log.info("%s (pid %d); stop it with Ctrl-C or SIGTERM", RUNNING, os.getpid())
     state = wait_local(result, local.run_duration_s)

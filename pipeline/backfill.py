@@ -274,16 +274,23 @@ class BackfillOutputs(typing.NamedTuple):
     files: beam.PCollection
 
 
-def build_backfill(pipeline: beam.Pipeline, opts, sinks, patterns: list[str]) -> BackfillOutputs:
+def build_backfill(pipeline: beam.Pipeline, opts, sinks, patterns: list[str], erased=None) -> BackfillOutputs:
     """Add the backfill's steps to `pipeline`. `opts`: EcommerceOptions (the
     dataset, output prefix, shards and limits the stream uses, without the
     event-age limit); `sinks`: a pipeline.graph.Sinks whose tables write to
-    the staging tables (see backfill/__main__.py)."""
+    the staging tables (see backfill/__main__.py); `erased`: the erased data
+    subjects (pipeline.erasure), whom a reload of history must not bring back."""
     from dataclasses import replace
+
+    from pipeline.erasure import RedactErased, SuppressErased
 
     read = pipeline | "ReadHistory" >> ReadHistory(patterns)
     parsed = read.messages | "ParseEvents" >> ParseEvents(replace(opts.limits(), max_event_age=None))
-    deduped = parsed.events | "DeduplicateHistory" >> DeduplicateHistory()
+    accepted, parse_dead_letters = parsed.events, parsed.dead_letter
+    if erased is not None:
+        accepted = accepted | "SuppressErased" >> SuppressErased(erased)
+        parse_dead_letters = parse_dead_letters | "RedactErased" >> RedactErased(erased)
+    deduped = accepted | "DeduplicateHistory" >> DeduplicateHistory()
     events = deduped.events
     written = events | "MinuteFiles" >> MinuteFiles(opts.output_prefix.rstrip("/"), opts.lateness(),
                                                     opts.num_file_shards, sinks.files, batch=True)
@@ -294,7 +301,7 @@ def build_backfill(pipeline: beam.Pipeline, opts, sinks, patterns: list[str]) ->
         sinks.tables.write("WriteConflicts", conflicts | "ToConflictRows" >> beam.Map(to_conflict_rows)),
         sinks.tables.write("WriteFilesWritten", written.files | "ToFileRows" >> beam.Map(file_row)),
     ]
-    dead_letters = (read.dead_letter, parsed.dead_letter, *refused) | "AllDeadLetters" >> beam.Flatten()
+    dead_letters = (read.dead_letter, parse_dead_letters, *refused) | "AllDeadLetters" >> beam.Flatten()
     sinks.tables.write("WriteDeadLetterTable", dead_letters | "ToDeadLetterRows" >> beam.Map(to_dead_letter_rows),
                        dead_letter_table=True)
     return BackfillOutputs(events, dead_letters, conflicts, written.files)

@@ -99,6 +99,24 @@ class FileWriter:
         else:
             self._write_local(path, data, only_if_absent=False)
 
+    def delete(self, path: str) -> None:
+        """Remove `path` (an erasure emptied it: python -m gdpr); gone already is fine."""
+        if not path.startswith("gs://"):
+            if os.path.exists(path):
+                os.unlink(path)
+            return
+        from google.api_core import exceptions as gexc
+
+        bucket, _, name = path[len("gs://"):].partition("/")
+
+        def remove():
+            try:
+                self._gcs().bucket(bucket).blob(name).delete(retry=None, timeout=30)
+            except gexc.NotFound:
+                pass
+
+        self._through_outages(f"deleting {path}", remove)
+
     def create(self, path: str, data: bytes) -> bool:
         """Create `path` only if it does not exist (atomically). Returns True
         if written or if an identical file is already there (a retry), False

@@ -18,6 +18,7 @@ import apache_beam as beam
 
 from pipeline.alerts import DetectBursts, PublishAlerts, alert_table_row
 from pipeline.bigquery_sink import BigQueryTables
+from pipeline.erasure import RedactErased, SuppressErased
 from pipeline.clients import bigquery_client, storage_client
 from pipeline.files import FileWriter
 from pipeline.metrics import (MinuteMetrics, conflict_observations, dead_letter_observations,
@@ -94,18 +95,25 @@ def file_row(record: FileRecord):
 
 
 def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, sinks: Sinks,
-                   messages: beam.PCollection | None = None, clock=time.time, seen: dict | None = None) -> JobOutputs:
+                   messages: beam.PCollection | None = None, clock=time.time, seen: dict | None = None,
+                   erased=None) -> JobOutputs:
     """Add the job's steps to `pipeline`. `messages`: PubsubMessages (the
     Pub/Sub read when None). `clock`: processing time (dedup memory,
     late-file batching). `seen` (digest -> content hash): events BigQuery
-    already holds, not inserted again, when a local run replays."""
+    already holds, not inserted again, when a local run replays. `erased`:
+    the erased data subjects (pipeline.erasure.ErasedSubjects in
+    production), whose later events are dropped and dead letters redacted."""
     if messages is None:
         messages = read_messages(pipeline, opts)
 
     parsed = messages | "ParseEvents" >> ParseEvents(opts.limits())
-    to_dedup, stored, replay_conflicts = parsed.events, [], []
+    accepted, parse_dead_letters = parsed.events, parsed.dead_letter
+    if erased is not None:
+        accepted = accepted | "SuppressErased" >> SuppressErased(erased)
+        parse_dead_letters = parse_dead_letters | "RedactErased" >> RedactErased(erased)
+    to_dedup, stored, replay_conflicts = accepted, [], []
     if seen:  # a local run replaying: what BigQuery already holds goes to the files only
-        fresh = parsed.events | "SkipStoredEvents" >> SkipStoredEvents(seen)
+        fresh = accepted | "SkipStoredEvents" >> SkipStoredEvents(seen)
         to_dedup, stored, replay_conflicts = fresh.events, [fresh.stored], [fresh.conflicts]
     deduped = to_dedup | "DeduplicateEvents" >> DeduplicateEvents(
         opts.dedup_memory_s, opts.dedup_buckets, clock=clock, emit_duplicates=opts.analytics_on("metrics"))
@@ -136,7 +144,7 @@ def build_pipeline(pipeline: beam.Pipeline, opts: EcommerceOptions, sinks: Sinks
     if opts.analytics_on("sessions"):
         sessions = new_events | "UserSessions" >> UserSessions(opts.lateness(), opts.session_gap_s)
         refused.append(sinks.tables.write("WriteSessions", sessions | "ToSessionRows" >> beam.Map(session_table_row)))
-    dead_letters = (parsed.dead_letter, *refused) | "AllDeadLetters" >> beam.Flatten()
+    dead_letters = (parse_dead_letters, *refused) | "AllDeadLetters" >> beam.Flatten()
     if opts.analytics_on("metrics"):
         # Every part of the job reports its facts as small observations; the
         # metrics step adds them up per (minute, type). Its own refused rows go

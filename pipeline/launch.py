@@ -20,8 +20,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
 
 from pipeline.options import EcommerceOptions, OptionsError, parse_options
-from schemas import (ALERTS_TABLE, CONFLICTS_TABLE, DEAD_LETTER_TABLE, FILES_WRITTEN_TABLE, METRICS_TABLE,
-                     SESSIONS_TABLE, event_specs)
+from schemas import (ALERTS_TABLE, CONFLICTS_TABLE, DEAD_LETTER_TABLE, ERASED_SUBJECTS_TABLE, FILES_WRITTEN_TABLE,
+                     METRICS_TABLE, SESSIONS_TABLE, event_specs)
 
 _log = logging.getLogger(__name__)
 PROG = "python -m pipeline"
@@ -91,7 +91,7 @@ def preflight(opts: EcommerceOptions, bigquery_client_factory, storage_client_fa
     def tables() -> list[str]:
         bq, out = bigquery_client_factory(project), []
         wanted = [spec.name for spec in event_specs().values()] + [DEAD_LETTER_TABLE, CONFLICTS_TABLE,
-                                                                   FILES_WRITTEN_TABLE]
+                                                                   FILES_WRITTEN_TABLE, ERASED_SUBJECTS_TABLE]
         analytics = (("alerts", ALERTS_TABLE), ("metrics", METRICS_TABLE), ("sessions", SESSIONS_TABLE))
         for table in wanted + [table for part, table in analytics if opts.analytics_on(part)]:
             try:
@@ -145,7 +145,10 @@ def run(argv=None) -> int:
         return 2
     options.view_as(StandardOptions).streaming = True
     pipeline = beam.Pipeline(options=options)
-    build_pipeline(pipeline, opts, Sinks.production(opts))
+    from pipeline.erasure import ErasedSubjects
+
+    build_pipeline(pipeline, opts, Sinks.production(opts),
+                   erased=ErasedSubjects(opts.table_project(), opts.dataset, opts.erasure_refresh_s))
     pipeline.run()
     if dry_run:
         _log.info("dry run: the Dataflow job graph was built; nothing was submitted")

@@ -86,6 +86,9 @@ class EcommerceOptions(PipelineOptions):
         g.add_argument("--metrics_emit_s", type=float, default=5.0,
                        help="Seconds of processing time between versions of a minute's metrics row while updates "
                             "arrive (pipeline/metrics.py).")
+        g.add_argument("--erasure_refresh_s", type=int, default=60,
+                       help="How often (seconds of processing time) the job re-reads the list of erased data "
+                            "subjects (table erased_subjects, python -m gdpr), whose later events it drops.")
         g.add_argument("--session_gap_s", type=int, default=1800,
                        help="A user's session ends after this many seconds without an event (event time; "
                             "pipeline/sessions.py).")
@@ -184,6 +187,8 @@ class EcommerceOptions(PipelineOptions):
                             f"give on, off or a comma list of {', '.join(ANALYTICS_PARTS)}")
         if not 0.1 <= self.metrics_emit_s <= 3600:
             problems.append(f"--metrics_emit_s {self.metrics_emit_s} must be between 0.1 and 3600")
+        if not 5 <= self.erasure_refresh_s <= 3600:
+            problems.append(f"--erasure_refresh_s {self.erasure_refresh_s} must be between 5 and 3600")
         if not 60 <= self.session_gap_s <= 7 * 24 * 3600:
             problems.append(f"--session_gap_s {self.session_gap_s} must be between 60 and 604800")
         if self.alert_threshold < 1:

@@ -19,7 +19,7 @@ from pipeline.policy import LatenessPolicy
 from provision import substitute
 from reconcile.files import FileInventory, scan
 from schemas import event_specs
-from schemas.contract import ALERT_THRESHOLD, minute_of, parse_timestamp, stored_content_hash
+from schemas.contract import ALERT_THRESHOLD, minute_of, parse_timestamp, stored_content_hash, version_id
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql" / "reconcile"
 FAR_PAST = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -108,19 +108,24 @@ def run_sql(client, name: str, project: str, dataset: str, scope: Scope) -> list
 
 # -- the files side --------------------------------------------------------------------------
 def _good(ledger: list[dict]) -> list[dict]:
-    """One ledger row per identity the event tables and files must hold: the
-    first published of its contents."""
+    """One ledger row per version the event tables and files must hold (the
+    event as first sent, and each change of it): the first published of its
+    contents."""
     return [r for r in ledger if not r["malformed"] and not r["conflict"]]
 
 
+def _version(r: dict) -> str:
+    return version_id(r["event_id"], r.get("change_type"), r.get("changed_at"))
+
+
 def _contents(ledger: list[dict]) -> dict:
-    """(type, id) -> every content the producer published under it. The
+    """(type, version) -> every content the producer published under it. The
     stored copy may be any of them (the one the job saw first); check 7
     proves the others are in `conflicts`."""
     out = defaultdict(set)
     for r in ledger:
         if not r["malformed"]:
-            out[(r["event_type"], r["event_id"])].add(r["content_hash"])
+            out[(r["event_type"], _version(r))].add(r["content_hash"])
     return out
 
 
@@ -140,7 +145,7 @@ def files_checks(ledger: list[dict], inv: FileInventory, per_minute_rows: list[d
     contents = _contents(ledger)
     by_type = defaultdict(lambda: {"expected": 0, "missing": [], "duplicated": [], "misplaced": [], "changed": []})
     for r in good:
-        key = (r["event_type"], r["event_id"])
+        key = (r["event_type"], _version(r))
         entry = by_type[r["event_type"]]
         entry["expected"] += 1
         places = inv.locations.get(key, [])
@@ -160,8 +165,10 @@ def files_checks(ledger: list[dict], inv: FileInventory, per_minute_rows: list[d
         return [{"event_type": t, "expected": v["expected"], "failures": len(v[kind]),
                  f"sample_{kind}_ids": _samples(v[kind])} for t, v in sorted(by_type.items())]
 
-    in_folder = defaultdict(set)  # (folder minute, type) -> the ledger's events found there
+    in_folder = defaultdict(set)  # (folder minute, type) -> the ledger's events (as first sent) found there
     for r in good:
+        if r.get("change_type"):
+            continue
         for place in inv.locations.get((r["event_type"], r["event_id"]), []):
             in_folder[(place.minute, place.event_type)].add(r["event_id"])
     minute_rows = []
@@ -170,7 +177,7 @@ def files_checks(ledger: list[dict], inv: FileInventory, per_minute_rows: list[d
         gcs = len(in_folder.get((minute, row["event_type"]), ()))
         minute_rows.append({**row, "gcs_count": gcs,
                             "failures": int(bool(row["failures"]) or row["producer_count"] != gcs)})
-    late = [r for r in good if r["intended_delay_s"] > 0]
+    late = [r for r in good if r["intended_delay_s"] > 0 and not r.get("change_type")]
     late_bad = [r["event_id"] for r in late
                 if not inv.locations.get((r["event_type"], r["event_id"]))
                 or any(p.minute != minute_of(parse_timestamp(r["event_time"]))
@@ -201,16 +208,21 @@ def content_check(client, project: str, dataset: str, ledger: list[dict]) -> tup
     expected = _contents(ledger)
     rows, stored = [], {}
     for event_type, spec in event_specs().items():
-        ids = sorted(i for t, i in expected if t == event_type)
+        ids = sorted({r["event_id"] for r in ledger if r["event_type"] == event_type and not r["malformed"]})
         if not ids:
             continue
         changed, checked = [], 0
-        for row in query(client, f"SELECT * FROM `{project}.{dataset}.{spec.name}_dedup` WHERE event_id IN UNNEST(@ids)",
-                         {"ids": ids}):
+        # every version the table holds, its first copy ingested (the *_dedup views show the latest: check 10)
+        for row in query(client, f"SELECT * FROM `{project}.{dataset}.{spec.name}` WHERE event_id IN UNNEST(@ids) "
+                                 "QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id, change_type, changed_at "
+                                 "ORDER BY ingest_time, publish_time) = 1", {"ids": ids}):
+            key = (event_type, version_id(row["event_id"], row["change_type"], row["changed_at"]))
+            if key not in expected:
+                continue  # another run's change of this event
             checked += 1
-            digest = stored[(event_type, row["event_id"])] = stored_content_hash(event_type, row)
-            if digest not in expected[(event_type, row["event_id"])]:
-                changed.append(row["event_id"])
+            digest = stored[key] = stored_content_hash(event_type, row)
+            if digest not in expected[key]:
+                changed.append(key[1])
         rows.append({"event_type": event_type, "checked": checked, "failures": len(changed),
                      "sample_changed_ids": changed[:5]})
     return CheckResult("content", "8. Content: every stored value as the producer published it", rows), stored
@@ -218,7 +230,8 @@ def content_check(client, project: str, dataset: str, ledger: list[dict]) -> tup
 
 def ledger_rows(client, project: str, dataset: str, scope: Scope) -> list[dict]:
     sql = (f"SELECT event_id, event_type, event_time, content_hash, intended_delay_s, malformed, far_late, conflict, "
-           f"copies FROM `{project}.{dataset}.producer_ledger` WHERE (@run_id = '' OR run_id = @run_id) "
+           f"copies, change_type, changed_at, entity FROM `{project}.{dataset}.producer_ledger` "
+           f"WHERE (@run_id = '' OR run_id = @run_id) "
            f"AND event_time >= @start AND event_time < @end")
     rows = query(client, sql, {"run_id": scope.run_id, "start": scope.start, "end": scope.end})
     return [{k: _jsonable(v) for k, v in row.items()} for row in rows]
@@ -252,6 +265,9 @@ def run_all(client, project: str, dataset: str, output_prefix: str | None, scope
                     run_sql(client, "06_malformed.sql", project, dataset, scope)),
         CheckResult("conflicts", "7. Conflicting copies in the conflicts table, the stored copy one of them",
                     run_sql(client, "07_conflicts.sql", project, dataset, scope)),
+        CheckResult("changes", "10. Changes: every correction, invalidation and deletion stored, and the *_dedup views "
+                               "show each event's latest version, hide invalidated events and deleted entities",
+                    run_sql(client, "10_changes.sql", project, dataset, scope)),
         content,
     ])
     if scope.streaming:
@@ -266,8 +282,10 @@ def run_all(client, project: str, dataset: str, output_prefix: str | None, scope
             "ledger_malformed": sum(1 for r in ledger if r["malformed"]),
             "ledger_duplicated": sum(1 for r in ledger if r["copies"] > 1),
             "ledger_conflicts": sum(1 for r in ledger if r["conflict"]),
-            "ledger_late": sum(1 for r in good if r["intended_delay_s"] > 0 and not r["far_late"]),
-            "ledger_far_late": sum(1 for r in good if r["far_late"])}
+            "ledger_late": sum(1 for r in good if r["intended_delay_s"] > 0 and not r["far_late"]
+                               and not r["change_type"]),
+            "ledger_far_late": sum(1 for r in good if r["far_late"] and not r["change_type"]),
+            "ledger_changes": sum(1 for r in good if r["change_type"])}
 
 
 def metrics_check(rows: list[dict]) -> CheckResult:

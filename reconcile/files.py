@@ -18,7 +18,7 @@ import orjson
 from common.clients import use_anonymous_beam_credentials
 from pipeline.files import list_files, read_file
 from schemas import event_specs
-from schemas.contract import MANIFEST_PREFIX, parse_file_path, read_line, stored_content_hash
+from schemas.contract import MANIFEST_PREFIX, line_version_id, parse_file_path, read_line, stored_content_hash
 
 
 @dataclass
@@ -31,7 +31,8 @@ class Location:
 
 @dataclass
 class FileInventory:
-    # (event_type, event_id) -> every place the event was found
+    # (event_type, version) -> every place the version was found (schemas.contract.version_id: the event as
+    # first sent is its event_id; a change of it is event_id@kind@changed_at)
     locations: dict = field(default_factory=lambda: defaultdict(list))
     per_minute: dict = field(default_factory=lambda: defaultdict(set))  # (minute, type) -> {event_id}
     files: int = 0
@@ -86,7 +87,7 @@ def scan(prefix: str, project: str | None = None, start: datetime | None = None,
                 count += 1
                 try:
                     line = read_line(raw)
-                    event_type, event_id = line["event_type"], line["event_id"]
+                    event_type, event_id = line["event_type"], line_version_id(line)
                     digest = stored_content_hash(event_type, line)
                 except (ValueError, KeyError, TypeError) as exc:
                     inv.bad_paths.append(f"{path}: unreadable line ({type(exc).__name__}: {exc})"[:300])

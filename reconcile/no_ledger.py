@@ -3,7 +3,9 @@
 For an event-time range, per minute and event type, three independent
 counts must agree:
 
-* BigQuery: distinct events in the `*_dedup` views;
+* BigQuery: distinct versions in the event tables (an event as first sent,
+  and each correction, invalidation or deletion of it: the files hold each
+  version once, and the `*_dedup` views apply them);
 * the job's own record: lines of the files it says it wrote (`files_written`);
 * the files themselves: the line counts in each minute folder's manifest,
   whose file list must equal the folder's listing.
@@ -24,14 +26,19 @@ from datetime import datetime
 from reconcile.checks import CheckResult, _jsonable, query
 from reconcile.files import scan
 from schemas import event_specs
-from schemas.contract import minute_of, stored_content_hash
+from schemas.contract import minute_of, stored_content_hash, version_id
+
+# One version of an event in SQL (for counting: unique per version, not the
+# text of schemas.contract.version_id).
+VERSION_SQL = "CONCAT(event_id, '@', IFNULL(change_type, ''), '@', IFNULL(CAST(changed_at AS STRING), ''))"
 
 
 def _bigquery_minutes(client, project: str, dataset: str, start: datetime, end: datetime) -> dict:
     counts = {}
     for event_type, spec in event_specs().items():
-        for row in query(client, f"SELECT TIMESTAMP_TRUNC(event_time, MINUTE) AS minute, COUNT(DISTINCT event_id) AS n "
-                                 f"FROM `{project}.{dataset}.{spec.name}_dedup` "
+        for row in query(client, f"SELECT TIMESTAMP_TRUNC(event_time, MINUTE) AS minute, "
+                                 f"COUNT(DISTINCT {VERSION_SQL}) AS n "
+                                 f"FROM `{project}.{dataset}.{spec.name}` "
                                  "WHERE event_time >= @start AND event_time < @end GROUP BY minute",
                          {"start": start, "end": end}):
             counts[(minute_of(row["minute"]), event_type)] = row["n"]
@@ -55,13 +62,13 @@ def _unrecorded_conflicts(client, project: str, dataset: str, start: datetime, e
     for event_type, spec in event_specs().items():
         rows = query(client, f"""
             WITH contents AS (
-              SELECT event_id, content_hash, MIN(ingest_time) AS first_seen
+              SELECT event_id, {VERSION_SQL} AS version, content_hash, MIN(ingest_time) AS first_seen
               FROM `{project}.{dataset}.{spec.name}`
               WHERE event_time >= @start AND event_time < @end
-              GROUP BY event_id, content_hash
+              GROUP BY event_id, version, content_hash
             ), ranked AS (
               SELECT event_id, content_hash,
-                     ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY first_seen, content_hash) AS rank
+                     ROW_NUMBER() OVER (PARTITION BY version ORDER BY first_seen, content_hash) AS rank
               FROM contents
             )
             SELECT r.event_id FROM ranked AS r
@@ -74,15 +81,19 @@ def _unrecorded_conflicts(client, project: str, dataset: str, start: datetime, e
 
 
 def _deep(client, project: str, dataset: str, start: datetime, end: datetime, inv) -> list[CheckResult]:
-    """Every event of the range on both sides, once, with the same content."""
+    """Every version of every event of the range on both sides, once, with
+    the same content (the first copy BigQuery ingested of each)."""
     missing_files, missing_bq, changed, duplicated = defaultdict(list), defaultdict(list), defaultdict(list), \
         defaultdict(list)
     checked = defaultdict(int)
     stored = {}
     for event_type, spec in event_specs().items():
-        for row in query(client, f"SELECT * FROM `{project}.{dataset}.{spec.name}_dedup` "
-                                 "WHERE event_time >= @start AND event_time < @end", {"start": start, "end": end}):
-            stored[(event_type, row["event_id"])] = (minute_of(row["event_time"]), stored_content_hash(event_type, row))
+        for row in query(client, f"SELECT * FROM `{project}.{dataset}.{spec.name}` "
+                                 "WHERE event_time >= @start AND event_time < @end "
+                                 "QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id, change_type, changed_at "
+                                 "ORDER BY ingest_time, publish_time) = 1", {"start": start, "end": end}):
+            key = (event_type, version_id(row["event_id"], row["change_type"], row["changed_at"]))
+            stored[key] = (minute_of(row["event_time"]), stored_content_hash(event_type, row))
     for key, (minute, digest) in stored.items():
         places = inv.locations.get(key, [])
         checked[key[0]] += 1

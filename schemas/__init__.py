@@ -141,6 +141,8 @@ LEDGER_TABLE = "producer_ledger"
 ALERTS_TABLE = "alerts"
 METRICS_TABLE = "metrics_per_minute"
 SESSIONS_TABLE = "user_sessions"
+ERASED_SUBJECTS_TABLE = "erased_subjects"  # GDPR: hashes the job suppresses (python -m gdpr)
+ERASURE_LOG_TABLE = "erasure_log"
 STAGING_MARK = "__backfill_"  # <table>__backfill_<run>: a backfill's staging table (backfill/staging.py)
 
 

@@ -468,6 +468,12 @@ def user_of(event_type: str, payload: dict) -> str | None:
     return user if isinstance(user, str) and user else None
 
 
+def subject_hash(subject_id: str) -> str:
+    """What the erasure list keeps of an erased data subject (a user's or a
+    customer's id): its sha256, never the id."""
+    return hashlib.sha256(subject_id.encode()).hexdigest()
+
+
 def identity_digest(event_type: str, event_id: str) -> bytes:
     """16 bytes that stand for (type, identity) in the dedup memory: the type
     is part of the key, so an order and an inventory event never collide."""

@@ -78,6 +78,12 @@ def build_parser() -> Parser:
     p.add_argument("--bot-bursts-per-minute", type=float, default=0.0,
                    help="bursts from one user (anomaly alerts must fire for each), per minute on average")
     p.add_argument("--bot-burst-size", type=int, default=120, help="events in one burst (the job alerts above 100)")
+    p.add_argument("--correction-fraction", type=float, default=0.0,
+                   help="events followed by a correction (a new content, change_type correction)")
+    p.add_argument("--invalidation-fraction", type=float, default=0.0,
+                   help="events followed by an invalidation (change_type invalidation)")
+    p.add_argument("--deletion-fraction", type=float, default=0.0,
+                   help="events followed by a tombstone of their entity (change_type deletion)")
     p.add_argument("--time-scale", type=float, default=1.0, help="<1 speeds up order lifecycles")
     p.add_argument("--load-ledger-dataset", default=None, help="load the ledger into <dataset>.producer_ledger at the end")
     p.add_argument("--quiet", action="store_true", help="no progress display")
@@ -95,6 +101,8 @@ def main(argv=None) -> int:
                          malformed_fraction=args.malformed_fraction, extra_field_fraction=args.extra_field_fraction,
                          far_late_fraction=args.far_late_fraction, far_late_delay_s=args.far_late_delay,
                          bot_bursts_per_minute=args.bot_bursts_per_minute, bot_burst_size=args.bot_burst_size,
+                         correction_fraction=args.correction_fraction, invalidation_fraction=args.invalidation_fraction,
+                         deletion_fraction=args.deletion_fraction,
                          attributes=args.attributes)
     try:
         faults.validate()

@@ -21,8 +21,9 @@ from datetime import timedelta
 
 import orjson
 
-from schemas.contract import (ATTR_EVENT_ID, ATTR_EVENT_TIME, ATTR_EVENT_TYPE, BODY_EVENT_TYPE, canonicalize,
-                              format_timestamp, split_body, user_of)
+from schemas.contract import (ATTR_EVENT_ID, ATTR_EVENT_TIME, ATTR_EVENT_TYPE, BODY_CHANGE_REASON, BODY_CHANGE_TYPE,
+                              BODY_CHANGED_AT, BODY_EVENT_ID, BODY_EVENT_TYPE, CORRECTION, DELETION, INVALIDATION,
+                              canonicalize, entity_key, format_timestamp, split_body, split_change, user_of)
 from simulator.world import Generated
 
 MALFORMED_KINDS = ["invalid_json", "missing_field", "wrong_type", "bad_enum", "bad_timestamp", "unknown_event_type",
@@ -49,10 +50,15 @@ class FaultConfig:
     attributes: bool = False  # publish the optional event_type / event_id / event_time attributes
     bot_bursts_per_minute: float = 0.0  # bursts of bot_burst_size events from one user in one instant
     bot_burst_size: int = 120            # more than the job's default alert threshold (100)
+    # Changes to events already sent (seed 002), published a few seconds after the event:
+    correction_fraction: float = 0.0     # a new content supersedes it
+    invalidation_fraction: float = 0.0   # it is not valid any more
+    deletion_fraction: float = 0.0       # a tombstone: its entity (an order with all its statuses) is gone
 
     def validate(self) -> None:
         for name in ("late_fraction", "duplicate_fraction", "conflict_fraction", "malformed_fraction",
-                     "extra_field_fraction", "far_late_fraction"):
+                     "extra_field_fraction", "far_late_fraction", "correction_fraction", "invalidation_fraction",
+                     "deletion_fraction"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be between 0 and 1, got {value}")
@@ -64,6 +70,8 @@ class FaultConfig:
             raise ValueError("--bot-burst-size must be at least 1")
         if not 0 <= self.late_min_s <= self.late_max_s:
             raise ValueError("--late-min must be >= 0 and <= --late-max")
+        if self.correction_fraction + self.invalidation_fraction + self.deletion_fraction > 1:
+            raise ValueError("--correction-fraction + --invalidation-fraction + --deletion-fraction must not exceed 1")
 
 
 @dataclass
@@ -91,6 +99,9 @@ class Plan:
     extra_fields: list[str] = field(default_factory=list)
     user_id: str | None = None  # whose event it is (schemas.contract.user_of): the alerts are checked by it
     bot: bool = False           # part of a burst published on purpose (the anomaly alerts must fire)
+    change_type: str | None = None  # a correction, invalidation or deletion of the event `event_id`
+    changed_at: str | None = None
+    entity: str | None = None   # what a deletion removes (schemas.contract.entity_key)
 
 
 def _set_path(payload: dict, dotted: str, value) -> None:
@@ -183,11 +194,45 @@ def _attributes(cfg: FaultConfig, event_type: str, event_id: str | None, event_t
 
 def _valid_plan(event_type: str, payload: dict, data: bytes, explicit_id: str | None, messages, intended: float,
                 **facts) -> Plan:
-    event = canonicalize(event_type, payload, explicit_id)  # the contract's identity and content hash
+    payload, change = split_change(payload)
+    event = canonicalize(event_type, payload, explicit_id, change)  # the contract's identity and content hash
     return Plan(event_type=event_type, event_time=format_timestamp(event.event_time), messages=messages,
                 intended_delay_s=round(intended, 3), payload_sha256=hashlib.sha256(data).hexdigest(),
                 event_id=event.event_id, content_hash=event.content_hash, user_id=user_of(event_type, payload),
-                **facts)
+                change_type=change.kind if change else None,
+                changed_at=format_timestamp(change.changed_at) if change else None,
+                entity=entity_key(event_type, event.payload, event.event_id), **facts)
+
+
+def _change_of(gen: Generated, original: Plan, cfg: FaultConfig, rng: random.Random, delay: float) -> Plan | None:
+    """A change of an event just planned, published a few seconds after it
+    (its changed_at is when it is sent, so never in the future)."""
+    roll = rng.random()
+    if roll < cfg.correction_fraction:
+        kind = CORRECTION
+    elif roll < cfg.correction_fraction + cfg.invalidation_fraction:
+        kind = INVALIDATION
+    elif roll < cfg.correction_fraction + cfg.invalidation_fraction + cfg.deletion_fraction:
+        kind = DELETION
+    else:
+        return None
+    payload = copy.deepcopy(gen.payload)
+    if kind == CORRECTION:
+        if gen.event_type == "inventory":
+            payload["quantity_change"] += 1 if payload["quantity_change"] < 100 else -1
+        elif gen.event_type == "order":
+            payload["shipping_address"]["street"] = f"{rng.randint(1, 200)} Corrected Av"
+        else:
+            payload["user_agent"] = payload["user_agent"] + " (corrected)"
+    gap = delay + rng.uniform(3, 10)
+    body = {BODY_EVENT_TYPE: gen.event_type, **payload, BODY_CHANGE_TYPE: kind,
+            BODY_CHANGED_AT: format_timestamp(gen.event_time + timedelta(seconds=gap)),
+            BODY_CHANGE_REASON: f"simulated {kind}"}
+    if gen.event_type == "user_activity":  # identified by its content: the change names it by its id
+        body[BODY_EVENT_ID] = original.event_id
+    data = orjson.dumps(body)
+    return _valid_plan(gen.event_type, {k: v for k, v in body.items() if k not in (BODY_EVENT_TYPE, BODY_EVENT_ID)},
+                       data, body.get(BODY_EVENT_ID), [Message(data, {}, gap)], gap, far_late=original.far_late)
 
 
 def plan_of_body(data: bytes) -> Plan:
@@ -232,9 +277,11 @@ def plan(gen: Generated, cfg: FaultConfig, rng: random.Random, explicit_id: str 
         if malformed_kind in ("unknown_event_type", "missing_event_type"):
             attributes.pop(ATTR_EVENT_TYPE, None)  # else the attribute would name the type
         messages = [Message(data, attributes, delay)]
+        # user_id: whose message it is, so that an erasure (python -m gdpr) removes its ledger row too
         return [Plan(event_type=gen.event_type, event_time=event_time, messages=messages,
                      intended_delay_s=round(intended, 3), payload_sha256=hashlib.sha256(data).hexdigest(),
-                     event_id=explicit_id, malformed=True, malformed_kind=malformed_kind, far_late=far_late)]
+                     event_id=explicit_id, malformed=True, malformed_kind=malformed_kind, far_late=far_late,
+                     user_id=user_of(gen.event_type, gen.payload))]
 
     extra_fields = []
     if rng.random() < cfg.extra_field_fraction:
@@ -254,4 +301,8 @@ def plan(gen: Generated, cfg: FaultConfig, rng: random.Random, explicit_id: str 
         gap = delay + rng.uniform(3, max(3.0, cfg.duplicate_max_gap_s))
         plans.append(_valid_plan(gen.event_type, other, other_data, explicit_id,
                                  [Message(other_data, dict(attributes), gap)], gap, far_late=far_late, conflict=True))
+    wants_changes = cfg.correction_fraction or cfg.invalidation_fraction or cfg.deletion_fraction
+    changed = _change_of(gen, plans[0], cfg, rng, delay) if wants_changes and not explicit_id else None
+    if changed is not None:
+        plans.append(changed)
     return plans

@@ -43,6 +43,7 @@ class LedgerWriter:
             "intended_delay_s": plan.intended_delay_s,
             "malformed": plan.malformed, "malformed_kind": plan.malformed_kind, "far_late": plan.far_late,
             "conflict": plan.conflict, "extra_fields": plan.extra_fields, "user_id": plan.user_id, "bot": plan.bot,
+            "change_type": plan.change_type, "changed_at": plan.changed_at, "entity": plan.entity,
         })
 
     def close(self) -> None:
@@ -79,6 +80,8 @@ def aggregate(lines: list[dict]) -> list[dict]:
                 "malformed_kind": line.get("malformed_kind"), "far_late": line.get("far_late", False),
                 "conflict": line.get("conflict", False), "extra_fields": line.get("extra_fields", []),
                 "user_id": line.get("user_id"), "bot": line.get("bot", False),
+                "change_type": line.get("change_type"), "changed_at": line.get("changed_at"),
+                "entity": line.get("entity"),
             }
         row["publish_times"].append(line["publish_time"])
         row["confirmed_times"].append(line.get("confirmed_time") or line["publish_time"])
@@ -93,8 +96,9 @@ def aggregate(lines: list[dict]) -> list[dict]:
     # retried during an outage can put a planned conflicting copy first.
     groups: dict = {}
     for row in rows.values():
-        if not row["malformed"] and row["event_id"]:
-            groups.setdefault((row["run_id"], row["event_type"], row["event_id"]), []).append(row)
+        if not row["malformed"] and row["event_id"]:  # one version of an event: the event, or one change of it
+            key = (row["run_id"], row["event_type"], row["event_id"], row["change_type"], row["changed_at"])
+            groups.setdefault(key, []).append(row)
     for group in groups.values():
         group.sort(key=lambda r: (r["first_publish_time"], r["payload_sha256"]))
         for i, row in enumerate(group):

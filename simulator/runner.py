@@ -47,6 +47,7 @@ class Stats:
     late: int = 0
     far_late: int = 0
     bot_bursts: int = 0
+    changes: int = 0  # corrections, invalidations and deletions of events already sent
     pending: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -55,7 +56,8 @@ class Stats:
         return (f"generated {self.generated} | published {self.published} ({self.published / elapsed:.1f}/s) | "
                 f"held back {self.pending} | late {self.late} | far late {self.far_late} | "
                 f"duplicates {self.duplicates} | conflicts {self.conflicts} | malformed {self.malformed} | "
-                f"unknown fields {self.extra_fields} | bot bursts {self.bot_bursts} | failed {self.failed}")
+                f"unknown fields {self.extra_fields} | changes {self.changes} | bot bursts {self.bot_bursts} | "
+                f"failed {self.failed}")
 
 
 class Simulator:
@@ -100,7 +102,8 @@ class Simulator:
             self.stats.conflicts += p.conflict
             self.stats.extra_fields += bool(p.extra_fields)
             self.stats.duplicates += len(p.messages) - 1
-            if not p.conflict:
+            self.stats.changes += p.change_type is not None
+            if not p.conflict and p.change_type is None:
                 self.stats.far_late += p.far_late
                 self.stats.late += (not p.far_late) and p.intended_delay_s > 0
             for copy_no, message in enumerate(p.messages):

@@ -56,7 +56,7 @@ def history(stack, tmp_path_factory):
     target = own_target(stack, "backfill")
     ensure_s3_bucket("history")
     end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    hours = generate(end - timedelta(hours=48), 48, 12, history_faults(0.05, 0.03, 0.04, 0.03), seed=15)
+    hours = generate(end - timedelta(hours=48), 48, 6, history_faults(0.05, 0.03, 0.04, 0.03), seed=15)
     ledger = LedgerWriter(tmp / "history.jsonl")
     written = write_history("s3://history/events", hours, ledger, RUN_ID)
     ledger.close()
@@ -115,7 +115,7 @@ def test_two_days_of_history_from_s3_reconcile(stack, history, first_run):
     assert {"missing", "duplicates", "malformed", "conflicts", "content"} <= names and "metrics" not in names
     rows = history["rows"]
     good = [r for r in rows if not r["malformed"] and not r["conflict"]]
-    assert len(good) >= 500 and any(r["malformed"] for r in rows) and any(r["conflict"] for r in rows)
+    assert len(good) >= 250 and any(r["malformed"] for r in rows) and any(r["conflict"] for r in rows)
     # 48 hours cross midnight: the events sit in the partition of their own date
     from schemas.contract import parse_timestamp
 

@@ -18,9 +18,15 @@ from apache_beam.testing.util import assert_that, equal_to
 from pipeline.validation import Limits, Rejected, parse_message
 from schemas.contract import format_timestamp, line_version_id, read_line
 from tests.helpers import BASE, activity, inventory, order
-from tests.test_pipeline_teststream import files_under, msg, outdir, run_stream, ts  # noqa: F401 - a fixture
+from tests.test_pipeline_teststream import files_under, msg, run_stream, ts
 
 T = lambda s: BASE + timedelta(seconds=s)  # noqa: E731
+
+
+@pytest.fixture
+def outdir(tmp_path):
+    return str(tmp_path / "output")
+
 INV = inventory(T(5))
 INV_ID = INV["inventory_id"]
 

@@ -25,7 +25,7 @@ DATAFLOW = ["--runner=DataflowRunner", "--streaming", "--project=my-project", "-
             "--output_prefix=gs://my-bucket/output"]
 COMMANDS = ["pipeline", "localrun", "localstack", "provision", "simulator", "reconcile", "demo", "bench",
             "schemas.ddl", "schemas.compat", "backfill", "deadletters", "simulator.history", "simulator.replay",
-            "dashboard"]
+            "dashboard", "gdpr"]
 BACKFILL = ["--project=local-project", "--input=/tmp/history/**", "--output_prefix=gs://local-bucket/output"]
 
 
@@ -131,6 +131,7 @@ def _own_options(cls):
     ("deadletters", ["replay", "--project=local-project", "--error_type=x"], "did you mean --error-type"),
     ("simulator.history", ["--output=/tmp/h", "--day=1"], "did you mean --days"),
     ("dashboard", ["--project=local-project", "--refresh=3"], "did you mean --refresh_s"),
+    ("gdpr", ["erase", "--project=local-project", "--user_id=u"], "did you mean --user-id"),
 ])
 def test_a_misspelled_option_is_refused_with_the_closest_name(module, args, wanted, tmp_path):
     result, elapsed = run(module, *args, env=down_env(tmp_path))
@@ -155,6 +156,7 @@ def test_the_local_runner_without_the_stack_environment_says_how_to_start_it(tmp
     ("backfill", BACKFILL),
     ("deadletters", ["summary", "--project=local-project"]),
     ("dashboard", ["--project=local-project"]),
+    ("gdpr", ["erase", "--project=local-project", "--user-id=u"]),
 ])
 def test_with_the_emulators_down_each_command_says_so_in_seconds(module, args, tmp_path):
     result, elapsed = run(module, *args, env=down_env(tmp_path))

@@ -111,11 +111,11 @@ def test_the_page_shows_the_tables_numbers_and_follows_new_rows(page, dataset, s
         events = {t["name"]: t["y"] for t in _wait_for(driver, lambda d: chart_traces(d, "events-chart"))}
         assert events["order"] == [10, 7] and events["user_activity"] == [40, 25] and events["inventory"] == [5, 3]
         assert rendered_bars(driver, "events-chart") >= 5  # drawn as SVG bars, not only data
-        users = {t["name"]: t["y"] for t in chart_traces(driver, "users-chart")}
+        users = {t["name"]: t["y"] for t in _wait_for(driver, lambda d: chart_traces(d, "users-chart"))}
         assert users == {"order": [8, 7], "user_activity": [12, 9]}
-        lag = {t["name"]: t["y"] for t in chart_traces(driver, "lag-chart")}
+        lag = {t["name"]: t["y"] for t in _wait_for(driver, lambda d: chart_traces(d, "lag-chart"))}
         assert lag["order p50"] == [400, 400] and lag["order p99"] == [1500, 1500]
-        quality = {t["name"]: t["y"] for t in chart_traces(driver, "quality-chart")}
+        quality = {t["name"]: t["y"] for t in _wait_for(driver, lambda d: chart_traces(d, "quality-chart"))}
         assert quality["dead_letters"] == [3, 0] and quality["duplicates"] == [1, 2]
         assert "bot-user" in driver.find_element("id", "alerts-table").text
         status = driver.find_element("id", "status").text

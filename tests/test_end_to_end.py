@@ -139,14 +139,15 @@ def completed_run(stack, job, tmp_path_factory):
     faults = FaultConfig(late_fraction=0.15, late_min_s=61, late_max_s=70, duplicate_fraction=0.08,
                          duplicate_max_gap_s=20, conflict_fraction=0.06, malformed_fraction=0.05,
                          extra_field_fraction=0.05, far_late_fraction=0.03, bot_bursts_per_minute=40,
-                         bot_burst_size=110)
+                         bot_burst_size=110, correction_fraction=0.04, invalidation_fraction=0.03,
+                         deletion_fraction=0.03)
     sim = Simulator(publisher, publisher.topic_path(stack.project, TOPIC), ledger, RUN_ID, rate=60,
                     faults=faults, seed=11, time_scale=0.05)
     stats = sim.run(count=240)
     ledger.close()
     assert stats.failed == 0 and stats.published >= 240
     loaded = load_to_bigquery(ledger_path, stack.project, DATASET)
-    assert loaded == 240 + stats.conflicts + stats.bot_bursts * faults.bot_burst_size
+    assert loaded == 240 + stats.conflicts + stats.changes + stats.bot_bursts * faults.bot_burst_size
     outcome = wait_until_passed(bigquery_client(stack.project), stack.project, DATASET, PREFIX, Scope(RUN_ID), 240,
                                 keep_waiting=lambda: job["proc"].poll() is None)
     return {"outcome": outcome, "stats": stats, "log": Path(job["log"]).read_text(),
@@ -162,7 +163,7 @@ def test_everything_arrives_once_where_its_event_time_says(completed_run, stack)
     failing = {r.name: r.rows for r in outcome["results"] if not r.passed}
     assert not failing, f"{failing}\n{completed_run['log'][-3000:]}"
     checks = _by_name(outcome)
-    assert outcome["ledger_events"] == 240 + stats.conflicts + completed_run["bots"]
+    assert outcome["ledger_events"] == 240 + stats.conflicts + stats.changes + completed_run["bots"]
     # The run really exercised every fault.
     assert stats.late and stats.duplicates and stats.malformed and stats.far_late and stats.conflicts
     assert stats.extra_fields and stats.bot_bursts
@@ -183,6 +184,9 @@ def test_everything_arrives_once_where_its_event_time_says(completed_run, stack)
     assert sum(r["metrics_far_late"] for r in metrics) > 0 and sum(r["metrics_duplicates"] for r in metrics) > 0
     assert sum(r["metrics_dead_letters"] or 0 for r in checks["metrics"].rows) >= stats.malformed
     assert sum(r["found"] for r in checks["conflicts"].rows) == stats.conflicts
+    # Corrections, invalidations and deletions: each stored, each applied by the views (check 10).
+    assert sum(r["changes"] for r in checks["changes"].rows) == stats.changes > 0
+    assert sum(r["to_hide"] for r in checks["changes"].rows) > 0
     assert sum(r["published_more_than_once"] for r in checks["duplicates"].rows) > 0
     assert 0 < sum(r["beyond_allowed_lateness"] for r in checks["late"].rows) == outcome["ledger_far_late"]
     # History: order rows are one per status change; the current view picks the latest.
@@ -226,7 +230,7 @@ def test_sessions_close_and_hold_the_runs_user_events(completed_run, stack):
     t = lambda name: f"`{stack.project}.{DATASET}.{name}`"  # noqa: E731
     ledger = query(client, f"SELECT COUNTIF(NOT far_late) AS in_time, COUNT(*) AS all_events, "
                            f"COUNT(DISTINCT user_id) AS users FROM {t('producer_ledger')} "
-                           "WHERE run_id = @run AND user_id IS NOT NULL AND NOT malformed AND NOT conflict",
+                           "WHERE run_id = @run AND user_id IS NOT NULL AND NOT malformed AND NOT conflict AND change_type IS NULL",
                    {"run": RUN_ID})[0]
     sql = (f"SELECT COUNT(*) AS sessions, SUM(event_count) AS events, COUNT(DISTINCT user_id) AS users, "
            f"COUNTIF(converted) AS converted FROM {t('user_sessions_current')} WHERE user_id IN "
@@ -275,7 +279,9 @@ def test_the_dashboard_shows_the_run_in_a_real_browser(completed_run, stack, tmp
             assert int(text("kpi-events")) == want["events"]
             assert int(text("kpi-dead-letters")) == want["dead"] and int(text("kpi-late")) == want["late"]
             assert int(text("kpi-alerts")) == alerts
-            orders = next(t for t in chart_traces(driver, "events-chart") if t["name"] == "order")
+            # the charts draw after the cards: wait for the plot's own data
+            traces = WebDriverWait(driver, 60, poll_frequency=0.2).until(lambda d: chart_traces(d, "events-chart"))
+            orders = next(t for t in traces if t["name"] == "order")
             assert sum(orders["y"]) == want["orders"]
             shot = tmp_path / "dashboard-e2e.png"
             assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
@@ -395,6 +401,13 @@ def test_each_sql_check_catches_its_fault(completed_run, stack):
     assert "alerts" in failing()
     run(f"DELETE FROM {t('alerts')} WHERE alert_id = 'false-alarm'")
     run(f"DROP TABLE {t('alert_copy')}")
+    # A correction the table lost: the view shows the old content (check 10).
+    corrected = query(client, f"SELECT event_type, event_id FROM {t('producer_ledger')} WHERE run_id = @run "
+                              "AND change_type = 'correction' LIMIT 1", {"run": RUN_ID})
+    assert corrected, "the run must have a correction"
+    table = event_specs()[corrected[0]["event_type"]].name
+    run(f"DELETE FROM {t(table)} WHERE event_id = @id AND change_type = 'correction'", {"id": corrected[0]["event_id"]})
+    assert "changes" in failing()
     # An empty scope proves nothing.
     assert "scope" in {r.name for r in run_all(client, stack.project, DATASET, None, Scope("no-such-run"))["results"]
                        if not r.passed}

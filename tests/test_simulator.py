@@ -233,3 +233,29 @@ def test_bot_bursts_are_distinct_events_of_one_user_in_one_minute_and_the_ledger
 def test_bot_fault_options_are_checked():
     with pytest.raises(ValueError, match="bot-burst-size"):
         FaultConfig(bot_burst_size=0).validate()
+
+
+def test_changes_follow_their_event_and_parse_as_its_versions():
+    """The simulator's corrections, invalidations and deletions (seed 002):
+    sent after the event, naming it (a user action by its id), each a version
+    the job will compute exactly as the ledger says."""
+    cfg = FaultConfig(late_fraction=0, duplicate_fraction=0, conflict_fraction=0, malformed_fraction=0,
+                      extra_field_fraction=0, correction_fraction=0.3, invalidation_fraction=0.3,
+                      deletion_fraction=0.3)
+    world, rng = World(seed=2), random.Random(2)
+    now = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
+    kinds = Counter()
+    for i in range(300):
+        plans = plan(world.next_event(["order", "inventory", "user_activity"][i % 3], now), cfg, rng)
+        original, *changes = plans
+        assert original.change_type is None and len(changes) <= 1
+        for p in changes:
+            kinds[(p.event_type, p.change_type)] += 1
+            event = parse_message(p.messages[0].data, None, None, now=now + timedelta(minutes=1),
+                                  limits=Limits(max_event_age=None))
+            assert event.event_id == original.event_id == p.event_id and event.change.kind == p.change_type
+            assert event.version_id != original.event_id and event.content_hash == p.content_hash
+            assert p.messages[0].delay_s > original.messages[0].delay_s and p.entity == original.entity
+            assert (p.content_hash != original.content_hash) == (p.change_type == "correction")
+    assert {k for _, k in kinds} == {"correction", "invalidation", "deletion"}
+    assert {t for t, _ in kinds} == {"order", "inventory", "user_activity"}

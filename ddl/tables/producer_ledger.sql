@@ -18,7 +18,10 @@ CREATE TABLE IF NOT EXISTS `${PROJECT}.${DATASET}.producer_ledger` (
   conflict BOOL NOT NULL OPTIONS(description="Same identity as an earlier message of the run with a different content: it must land in the conflicts table, not in the event tables."),
   extra_fields ARRAY<STRING> OPTIONS(description="Fields the schema does not know, added on purpose (schema evolution): the event must still land, with them in extra."),
   user_id STRING OPTIONS(description="Whose event it is (user_activity.user_id or order.customer_id; NULL for inventory and malformed messages): expected anomaly alerts are counted by it."),
-  bot BOOL NOT NULL OPTIONS(description="Part of a burst from one user published on purpose (the bot fault): the anomaly alert must fire.")
+  bot BOOL NOT NULL OPTIONS(description="Part of a burst from one user published on purpose (the bot fault): the anomaly alert must fire."),
+  change_type STRING OPTIONS(description="correction, invalidation or deletion: this message changes the event event_id (seed 002); NULL for an event as first sent."),
+  changed_at TIMESTAMP OPTIONS(description="The change's changed_at (the order of versions)."),
+  entity STRING OPTIONS(description="The event's entity (schemas.contract.entity_key): what a deletion removes (an order: order_id).")
 )
 PARTITION BY DATE(event_time)
 CLUSTER BY run_id, event_type

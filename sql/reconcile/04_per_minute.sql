@@ -1,12 +1,13 @@
--- 4. Per minute and type: producer count vs BigQuery count (deduplicated),
--- both by event-time minute. The reconcile CLI adds the count found in each
--- minute's folder of files.
+-- 4. Per minute and type: producer count vs BigQuery count (distinct
+-- events), both by event-time minute, of events as first sent (their changes
+-- are check 10's; an invalidated event is still an event that arrived). The
+-- reconcile CLI adds the count found in each minute's folder of files.
 WITH ledger AS (
   SELECT event_type, event_id, TIMESTAMP_TRUNC(event_time, MINUTE) AS minute
   FROM `${PROJECT}.${DATASET}.producer_ledger`
   WHERE (@run_id = '' OR run_id = @run_id)
     AND event_time >= @start AND event_time < @end
-    AND NOT malformed AND NOT conflict
+    AND NOT malformed AND NOT conflict AND change_type IS NULL
 ),
 producer AS (
   SELECT minute, event_type, COUNT(DISTINCT event_id) AS producer_count
@@ -14,8 +15,9 @@ producer AS (
 ),
 stored AS (
   SELECT TIMESTAMP_TRUNC(t.event_time, MINUTE) AS minute, t.event_type, t.event_id
-  FROM `${PROJECT}.${DATASET}.all_events_dedup` AS t
+  FROM `${PROJECT}.${DATASET}.all_events` AS t
   JOIN (SELECT DISTINCT event_type, event_id FROM ledger) AS l USING (event_type, event_id)
+  WHERE t.change_type IS NULL
 ),
 target AS (
   SELECT minute, event_type, COUNT(DISTINCT event_id) AS bigquery_count

@@ -7,7 +7,12 @@ WITH late AS (
   FROM `${PROJECT}.${DATASET}.producer_ledger`
   WHERE (@run_id = '' OR run_id = @run_id)
     AND event_time >= @start AND event_time < @end
-    AND NOT malformed AND NOT conflict AND intended_delay_s > 0
+    AND NOT malformed AND NOT conflict AND intended_delay_s > 0 AND change_type IS NULL
+),
+first_sent AS (
+  SELECT *
+  FROM `${PROJECT}.${DATASET}.all_events`
+  WHERE change_type IS NULL
 )
 SELECT
   l.event_type,
@@ -21,7 +26,7 @@ SELECT
                l.event_id, NULL) IGNORE NULLS) AS sample_misplaced_ids,
   MAX(TIMESTAMP_DIFF(t.ingest_time, t.event_time, SECOND)) AS max_lag_s
 FROM late AS l
-LEFT JOIN `${PROJECT}.${DATASET}.all_events_dedup` AS t
+LEFT JOIN first_sent AS t
   ON t.event_id = l.event_id AND t.event_type = l.event_type
 GROUP BY l.event_type
 ORDER BY l.event_type;

@@ -3,20 +3,23 @@
 -- saw first: an outage can reorder publishes), and the conflicts table holds
 -- every other content, with the stored one as the accepted content. A
 -- conflict recorded against the stored content itself fails too.
+-- (Events as first sent: a correction is a version of its own, check 10.)
 WITH ledger AS (
   SELECT DISTINCT event_type, event_id, content_hash
   FROM `${PROJECT}.${DATASET}.producer_ledger`
   WHERE (@run_id = '' OR run_id = @run_id)
     AND event_time >= @start AND event_time < @end
-    AND NOT malformed
+    AND NOT malformed AND change_type IS NULL
 ),
 groups AS (
   SELECT event_type, event_id FROM ledger GROUP BY event_type, event_id HAVING COUNT(*) > 1
 ),
 stored AS (
   SELECT t.event_type, t.event_id, t.content_hash AS stored_hash
-  FROM `${PROJECT}.${DATASET}.all_events_dedup` AS t
+  FROM `${PROJECT}.${DATASET}.all_events` AS t
   JOIN groups AS g ON g.event_type = t.event_type AND g.event_id = t.event_id
+  WHERE t.change_type IS NULL
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY t.event_type, t.event_id ORDER BY t.ingest_time, t.publish_time) = 1
 ),
 expected AS (
   SELECT l.event_type, l.event_id, l.content_hash AS conflicting, s.stored_hash

@@ -8,7 +8,7 @@ WITH ledger AS (
   FROM `${PROJECT}.${DATASET}.producer_ledger`
   WHERE (@run_id = '' OR run_id = @run_id)
     AND event_time >= @start AND event_time < @end
-    AND NOT malformed AND NOT conflict AND user_id IS NOT NULL
+    AND NOT malformed AND NOT conflict AND user_id IS NOT NULL AND change_type IS NULL
 ),
 expected AS (
   SELECT user_id, minute, COUNT(*) AS events

@@ -41,7 +41,7 @@ ledger_in_cells AS (
   FROM `${PROJECT}.${DATASET}.producer_ledger` AS l
   JOIN cells AS c
     ON TIMESTAMP_TRUNC(l.event_time, MINUTE) = c.minute AND l.event_type = c.event_type
-  WHERE NOT l.malformed
+  WHERE NOT l.malformed AND l.change_type IS NULL  -- the metrics count events as first sent
 ),
 accepted AS (
   SELECT event_type, event_id, TIMESTAMP_TRUNC(event_time, MINUTE) AS minute, copies,
@@ -72,16 +72,16 @@ conflicting AS (
 ),
 stored_users AS (
   SELECT 'order' AS event_type, event_id, event_time, customer_id AS user_id
-  FROM `${PROJECT}.${DATASET}.order_events_dedup`
+  FROM `${PROJECT}.${DATASET}.order_events` WHERE change_type IS NULL
   UNION ALL
   SELECT 'user_activity', event_id, event_time, user_id
-  FROM `${PROJECT}.${DATASET}.user_activity_events_dedup`
+  FROM `${PROJECT}.${DATASET}.user_activity_events` WHERE change_type IS NULL
   UNION ALL
   SELECT 'inventory', event_id, event_time, CAST(NULL AS STRING)
-  FROM `${PROJECT}.${DATASET}.inventory_events_dedup`
+  FROM `${PROJECT}.${DATASET}.inventory_events` WHERE change_type IS NULL
 ),
 stored AS (
-  SELECT TIMESTAMP_TRUNC(event_time, MINUTE) AS minute, event_type, COUNT(*) AS events,
+  SELECT TIMESTAMP_TRUNC(event_time, MINUTE) AS minute, event_type, COUNT(DISTINCT event_id) AS events,
          COUNT(DISTINCT user_id) AS users
   FROM stored_users
   WHERE TIMESTAMP_TRUNC(event_time, MINUTE) IN (SELECT minute FROM expected)
