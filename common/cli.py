@@ -19,11 +19,28 @@ class Parser(argparse.ArgumentParser):
         super().__init__(prog=prog, description=description, allow_abbrev=False, **kwargs)
 
     def parse_args(self, args=None, namespace=None):
-        parsed, unknown = self.parse_known_args(args, namespace)
+        # A misspelt option first: argparse would otherwise complain that the
+        # option it meant is missing, which hides the typo.
+        unknown = self._unknown_with_nothing_required(args)
         if unknown:
             known = [s for action in self._actions for s in action.option_strings]
             self.error("; ".join(unknown_arguments(unknown, known)))
-        return parsed
+        return super().parse_args(args, namespace)
+
+    def _unknown_with_nothing_required(self, args) -> list[str]:
+        saved = [(action, action.required) for action in self._actions if action.option_strings]
+        groups = [(group, group.required) for group in self._mutually_exclusive_groups]
+        try:
+            for action, _ in saved:
+                action.required = False
+            for group, _ in groups:
+                group.required = False
+            return self.parse_known_args(args)[1]
+        finally:
+            for action, required in saved:
+                action.required = required
+            for group, required in groups:
+                group.required = required
 
 
 def fail(message: str) -> int:

@@ -57,7 +57,10 @@ class CheckResult:
 
 def _jsonable(value):
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # Whole seconds read better in a report; anything finer is kept, since
+        # a change's changed_at is part of its version's identity.
+        value = value.astimezone(timezone.utc)
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if value.microsecond else "%Y-%m-%dT%H:%M:%SZ")
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if hasattr(value, "is_finite"):  # Decimal

@@ -153,14 +153,14 @@ def test_a_pattern_that_matches_nothing_stops_the_command_at_once(stack, history
 
 
 def test_a_history_replayed_into_the_stream_reconciles(stack, history, tmp_path):
-    """python -m simulator.replay: the last hours of the history, published
+    """python -m simulator.replay: the last 8 hours of the history, published
     at 3,600 times their speed to a streaming job of its own: every event,
     days late for the job, lands once in BigQuery and in its minute folder."""
     target = own_target(stack, "rehearsal")
     job = start_job(stack, tmp_path, target=target)
     try:
         wait_until_running(job, tmp_path / "job.log")
-        hours = sorted({path.rsplit("/", 1)[0] for path in _history_files(stack)})[-3:]
+        hours = sorted({path.rsplit("/", 1)[0] for path in _history_files(stack)})[-8:]
         inputs = [f"--input={folder}/*" for folder in hours]
         result = subprocess.run([sys.executable, "-m", "simulator.replay", f"--project={stack.project}", *inputs,
                                  "--speed=3600", "--run-id=rehearsal", f"--ledger={tmp_path / 'rehearsal.jsonl'}",
@@ -174,4 +174,4 @@ def test_a_history_replayed_into_the_stream_reconciles(stack, history, tmp_path)
     failing = {r.name: [row for row in r.rows if row.get("failures")] or r.notes
                for r in outcome["results"] if not r.passed}
     assert not failing, failing
-    assert outcome["ledger_events"] > 30 and outcome["ledger_malformed"] > 0
+    assert outcome["ledger_events"] > 40 and outcome["ledger_malformed"] > 0

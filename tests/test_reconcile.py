@@ -133,3 +133,26 @@ def test_a_file_holding_another_copy_than_bigquery_fails(healthy):
     stored[("inventory", "inv-0")] = "f" * 32  # BigQuery kept the other copy
     results = files_checks(ledger + [other], scan(root), _per_minute(events), stored)
     assert {r.name for r in results if not r.passed} == {"gcs_content"}
+
+
+def test_a_change_read_back_from_bigquery_matches_its_file_line(tmp_path):
+    """A change's version is event_id@kind@changed_at to the microsecond: the
+    ledger row as the BigQuery client returns it (datetimes) must name the
+    same version as the file line, or every change reads as missing."""
+    from datetime import timezone
+
+    from reconcile.checks import _jsonable
+
+    changed_at = (BASE + timedelta(seconds=30, microseconds=509093)).astimezone(timezone.utc)
+    body = {**inventory(BASE + timedelta(seconds=10), inventory_id="inv-1"),
+            "change_type": "correction", "changed_at": format_timestamp(changed_at)}
+    events = [*_events(), parse_message(orjson.dumps(body), None, now=NOW, limits=Limits())]
+    root = str(tmp_path / "output")
+    _write_folders(root, events)
+    ledger = _ledger(events)
+    ledger[-1].update(change_type="correction", changed_at=_jsonable(changed_at))
+    results = files_checks(ledger, scan(root), _per_minute(events[:-1]))
+    assert not {r.name for r in results if not r.passed}
+    ledger[-1]["changed_at"] = _jsonable(changed_at.replace(microsecond=0))  # what the old formatting did
+    results = files_checks(ledger, scan(root), _per_minute(events[:-1]))
+    assert "gcs_missing" in {r.name for r in results if not r.passed}
