@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Deploy the streaming job to Google Cloud Dataflow.
 #
-#   ./run_dataflow.sh provision   create topic, subscription, dataset, tables (ddl/), views, bucket (idempotent)
+#   ./run_dataflow.sh provision   create topic, subscription, dataset, tables (ddl/), views, bucket and the
+#                                 warehouse's nightly scheduled query (deploy/scheduled_queries/) (idempotent)
 #   ./run_dataflow.sh deploy      provision, then launch the streaming job
 #   ./run_dataflow.sh update      replace the running job in place (same JOB_NAME), keeping its state
 #   ./run_dataflow.sh drain       drain the running job (stop reading, finish what is in flight)
@@ -128,6 +129,30 @@ provision() {
   # Same provisioning code as the local stack; tables come from ddl/tables/*.sql.
   "$PYTHON" -m provision --project "$PROJECT" --dataset "$DATASET" --topic "$TOPIC" \
     --subscription "$SUBSCRIPTION" --tables-via ddl --location "$REGION"
+  scheduled_queries
+}
+
+# The warehouse's nightly build: the steps of sql/warehouse/ as one script (python -m warehouse
+# scheduled-queries), named and scheduled by deploy/scheduled_queries/warehouse_daily.json; created
+# once, updated in place when the SQL changes.
+scheduled_queries() {
+  command -v bq >/dev/null 2>&1 || die "bq is not installed (it comes with the Google Cloud SDK)"
+  gcloud services enable bigquerydatatransfer.googleapis.com --project "$PROJECT"
+  local name schedule params existing id
+  IFS=$'\t' read -r name schedule params < <("$PYTHON" -m warehouse scheduled-queries \
+    --project "$PROJECT" --dataset "$DATASET")
+  existing="$(bq ls --transfer_config --transfer_location="$REGION" --project_id="$PROJECT" --format=json)"
+  id="$("$PYTHON" -c 'import json, sys
+print(next((c["name"] for c in json.loads(sys.stdin.read() or "[]") if c.get("displayName") == sys.argv[1]), ""))' \
+    "$name" <<<"$existing")"
+  if [[ -n "$id" ]]; then
+    say "updating the scheduled query '${name}' (${schedule} UTC)"
+    bq update --transfer_config --schedule="$schedule" --params="$params" "$id" >/dev/null
+  else
+    say "creating the scheduled query '${name}' (${schedule} UTC): the warehouse tables for yesterday"
+    bq mk --transfer_config --project_id="$PROJECT" --location="$REGION" --data_source=scheduled_query \
+      --display_name="$name" --schedule="$schedule" --params="$params" >/dev/null
+  fi
 }
 
 running_job_id() {

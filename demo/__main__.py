@@ -76,6 +76,22 @@ def analytics_summary(project: str) -> list[str]:
     return lines
 
 
+def warehouse_summary(project: str) -> list[str]:
+    """Build the warehouse for the UTC days the run's events fall on (far-late
+    events can be days back), then one line per table: rows, date range."""
+    from common.clients import bigquery_client
+    from reconcile.checks import query
+    from warehouse import run_day, summary
+    from warehouse.__main__ import _summary_line
+
+    client = bigquery_client(project)
+    days = [r["day"] for r in query(client, f"SELECT DISTINCT DATE(event_time) AS day "
+                                            f"FROM `{project}.{DATASET}.all_events` ORDER BY day")]
+    for day in days:
+        run_day(client, project, DATASET, day)
+    return [_summary_line(row) for row in summary(client, project, DATASET)]
+
+
 def main(argv=None) -> int:
     parser = Parser("python -m demo", __doc__)
     parser.add_argument("--duration", type=float, default=60, help="seconds of event generation (default 60)")
@@ -149,6 +165,9 @@ def main(argv=None) -> int:
             print(f"  ledger: {ledger}\n  job log: {workdir / 'job.log'}")
             _say("streaming analytics")
             for line in analytics_summary(stack.project):
+                print("  " + line)
+            _say("the daily warehouse (python -m warehouse daily for the run's days; sql/warehouse/)")
+            for line in warehouse_summary(stack.project):
                 print("  " + line)
             print("\nRECONCILIATION PASSED" if passed else "\nRECONCILIATION FAILED")
             if args.keep:

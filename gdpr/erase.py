@@ -63,6 +63,14 @@ def _query(client, sql: str, params: dict) -> list[dict]:
     return query(client, sql, params)
 
 
+# Tables beyond the event tables that name a subject in a column, and those
+# that may hold one inside a payload. The warehouse's daily tables hold counts
+# only (rebuild the subject's days to take them out of the counts too).
+SUBJECT_COLUMNS = {ALERTS_TABLE: "user_id", SESSIONS_TABLE: "user_id", LEDGER_TABLE: "user_id",
+                   "dim_customer": "customer_id", "fact_order_events": "customer_id"}
+PAYLOAD_COLUMNS = {DEAD_LETTER_TABLE: "payload", CONFLICTS_TABLE: "payload", "dq_quarantine": "row_json"}
+
+
 def user_tables() -> dict[str, str]:
     """Event table -> the column naming its user (none for inventory)."""
     return {spec.name: spec.user_field for spec in event_specs().values() if spec.user_field}
@@ -89,12 +97,12 @@ def find(client, project: str, dataset: str, subject: str, request_id: str, allo
             late = sum(1 for p in publishes if p is not None and end < p <= end + timedelta(seconds=allowed_lateness_s))
             far = sum(1 for p in publishes if p is not None and p > end + timedelta(seconds=allowed_lateness_s))
             plan.metric_cells.append((minute, event_type, len(publishes), late, far))
-    for table, column in ((ALERTS_TABLE, "user_id"), (SESSIONS_TABLE, "user_id"), (LEDGER_TABLE, "user_id")):
+    for table, column in SUBJECT_COLUMNS.items():
         plan.rows[table] = _query(client, f"SELECT COUNT(*) AS n FROM {d}.{table}` WHERE {column} = @s",
                                   {"s": subject})[0]["n"]
-    for table in (DEAD_LETTER_TABLE, CONFLICTS_TABLE):
+    for table, column in PAYLOAD_COLUMNS.items():
         plan.rows[table] = _query(client, f"SELECT COUNT(*) AS n FROM {d}.{table}` "
-                                          "WHERE STRPOS(IFNULL(payload, ''), @s) > 0", {"s": subject})[0]["n"]
+                                          f"WHERE STRPOS(IFNULL({column}, ''), @s) > 0", {"s": subject})[0]["n"]
     # folders an earlier run of this request left for later (their events are gone from the tables by now)
     for r in _query(client, f"SELECT details FROM {d}.{ERASURE_LOG_TABLE}` WHERE request_id = @r AND step = 'pending'",
                     {"r": request_id}):
@@ -221,10 +229,9 @@ def erase(client, writer, project: str, dataset: str, prefix: str | None, subjec
     log.append(("metrics", len(metric_rows), {"cells": len(metric_rows)}))
     # 4. the tables
     statements = {table: f"DELETE FROM `{d}.{table}` WHERE {column} = @s" for table, column in user_tables().items()}
-    statements.update({t: f"DELETE FROM `{d}.{t}` WHERE user_id = @s" for t in (ALERTS_TABLE, SESSIONS_TABLE,
-                                                                               LEDGER_TABLE)})
-    statements.update({t: f"DELETE FROM `{d}.{t}` WHERE STRPOS(IFNULL(payload, ''), @s) > 0"
-                       for t in (DEAD_LETTER_TABLE, CONFLICTS_TABLE)})
+    statements.update({t: f"DELETE FROM `{d}.{t}` WHERE {c} = @s" for t, c in SUBJECT_COLUMNS.items()})
+    statements.update({t: f"DELETE FROM `{d}.{t}` WHERE STRPOS(IFNULL({c}, ''), @s) > 0"
+                       for t, c in PAYLOAD_COLUMNS.items()})
     for table, sql in statements.items():
         if not plan.rows.get(table):
             continue

@@ -30,7 +30,8 @@ TABLES_DIR = ROOT / "ddl" / "tables"
 # Views depend on each other: the dedup views first.
 # The views generated from the schemas first: the hand-written ones build on the dedup views.
 VIEW_ORDER = [Path(name).stem for name in generated_views()] + ["orders_current", "inventory_stock", "alerts_current",
-                                                                  "metrics_per_minute_current", "user_sessions_current"]
+                                                                  "metrics_per_minute_current", "user_sessions_current",
+                                                                  "fact_orders_current"]
 
 
 def substitute(sql: str, project: str, dataset: str) -> str:

@@ -110,10 +110,13 @@ def render_ddl(spec: TableSpec) -> str:
         desc = f" OPTIONS(description={_quote(col['description'])})" if col.get("description") else ""
         lines.append(f"  {col['name']} {_ddl_type_with_mode(col)}{desc}{sep}")
     body = "\n".join(lines)
+    # A DATE column partitions as it is; a TIMESTAMP one by its date.
+    partition_type = next(c["type"] for c in cols if c["name"] == spec.partition_field)
+    partition = spec.partition_field if partition_type == "DATE" else f"DATE({spec.partition_field})"
     return (
         f"-- Generated from schemas/ by `python -m schemas.ddl --write`. Do not edit by hand.\n"
         f"CREATE TABLE IF NOT EXISTS `${{PROJECT}}.${{DATASET}}.{spec.name}` (\n{body}\n)\n"
-        f"PARTITION BY DATE({spec.partition_field})\n"
+        f"PARTITION BY {partition}\n"
         f"CLUSTER BY {', '.join(spec.clustering)}\n"
         f"OPTIONS(description={_quote(spec.description)});\n"
     )
@@ -148,24 +151,26 @@ def render_dedup_view(spec: TableSpec) -> str:
         "-- version is an invalidation is hidden, and so is every event of an entity\n"
         "-- a deletion removed. Streaming inserts dedup by insertId only on a\n"
         "-- best-effort basis, and a redelivery after the job's dedup horizon passes\n"
-        "-- the job, so exact dedup happens here at query time.\n"
+        "-- the job, so exact dedup happens here at query time. The CTEs are named\n"
+        "-- after the table: a query reading two of these views stays unambiguous\n"
+        "-- where views are inlined by name (the BigQuery emulator).\n"
         f"CREATE OR REPLACE VIEW `${{PROJECT}}.${{DATASET}}.{spec.name}_dedup` AS\n"
-        "WITH latest AS (\n"
+        f"WITH {spec.name}_latest AS (\n"
         "  SELECT *\n"
         f"  FROM {table}\n"
         "  WHERE TRUE\n"
         "  QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id\n"
         "                             ORDER BY changed_at DESC NULLS LAST, ingest_time, publish_time) = 1\n"
         "),\n"
-        "deleted AS (\n"
+        f"{spec.name}_deleted AS (\n"
         f"  SELECT DISTINCT {entity_sql(spec)} AS entity\n"
         f"  FROM {table}\n"
         "  WHERE change_type = 'deletion'\n"
         ")\n"
         "SELECT *\n"
-        "FROM latest\n"
+        f"FROM {spec.name}_latest\n"
         "WHERE IFNULL(change_type, '') NOT IN ('invalidation', 'deletion')\n"
-        f"  AND {entity_sql(spec)} NOT IN (SELECT entity FROM deleted);\n"
+        f"  AND {entity_sql(spec)} NOT IN (SELECT entity FROM {spec.name}_deleted);\n"
     )
 
 

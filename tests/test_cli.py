@@ -25,7 +25,7 @@ DATAFLOW = ["--runner=DataflowRunner", "--streaming", "--project=my-project", "-
             "--output_prefix=gs://my-bucket/output"]
 COMMANDS = ["pipeline", "localrun", "localstack", "provision", "simulator", "reconcile", "demo", "bench",
             "schemas.ddl", "schemas.compat", "backfill", "deadletters", "simulator.history", "simulator.replay",
-            "dashboard", "gdpr"]
+            "dashboard", "gdpr", "warehouse"]
 BACKFILL = ["--project=local-project", "--input=/tmp/history/**", "--output_prefix=gs://local-bucket/output"]
 
 
@@ -132,6 +132,7 @@ def _own_options(cls):
     ("simulator.history", ["--output=/tmp/h", "--day=1"], "did you mean --days"),
     ("dashboard", ["--project=local-project", "--refresh=3"], "did you mean --refresh_s"),
     ("gdpr", ["erase", "--project=local-project", "--user_id=u"], "did you mean --user-id"),
+    ("warehouse", ["daily", "--project=local-project", "--dat=2026-12-01"], "did you mean --date"),
 ])
 def test_a_misspelled_option_is_refused_with_the_closest_name(module, args, wanted, tmp_path):
     result, elapsed = run(module, *args, env=down_env(tmp_path))
@@ -157,10 +158,40 @@ def test_the_local_runner_without_the_stack_environment_says_how_to_start_it(tmp
     ("deadletters", ["summary", "--project=local-project"]),
     ("dashboard", ["--project=local-project"]),
     ("gdpr", ["erase", "--project=local-project", "--user-id=u"]),
+    ("warehouse", ["daily", "--project=local-project", "--date=2026-12-01"]),
 ])
 def test_with_the_emulators_down_each_command_says_so_in_seconds(module, args, tmp_path):
     result, elapsed = run(module, *args, env=down_env(tmp_path))
     assert_fails_fast(result, elapsed, "not answering", "python -m localstack up")
+
+
+@pytest.mark.parametrize("args,wanted", [
+    (["--date=2026-13-01"], "'2026-13-01' is not a date (YYYY-MM-DD)"),
+    (["--from=2026-12-05", "--to=2026-12-01"], "--to 2026-12-01 is before --from 2026-12-05"),
+    (["--date=2026-12-01", "--to=2026-12-02"], "give --date, or --from and --to, not both"),
+    ([], "daily needs --date, or --from and --to"),
+])
+def test_the_warehouse_refuses_a_bad_day_before_connecting(args, wanted, tmp_path):
+    result, elapsed = run("warehouse", "daily", "--project=local-project", *args, env=down_env(tmp_path))
+    assert_fails_fast(result, elapsed, wanted)
+
+
+def test_the_scheduled_query_is_every_warehouse_step_in_order(tmp_path):
+    """What run_dataflow.sh provision reads: name, schedule, and a script of
+    every step of sql/warehouse/ in order, for the project and dataset, with
+    the schedule's run date in place of the day."""
+    import json
+
+    from warehouse import STEPS, SQL_DIR
+
+    result, _ = run("warehouse", "scheduled-queries", "--project=my-project", "--dataset=shop", env=bare_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    name, schedule, params = result.stdout.rstrip("\n").split("\t")
+    assert (name, schedule) == ("warehouse daily", "every day 02:00")
+    query = json.loads(params)["query"]
+    assert "${" not in query and "@day" not in query and "`my-project.shop.fact_order_events`" in query
+    positions = [query.index(f"MERGE `my-project.shop.{table}`") for table, _ in STEPS]
+    assert positions == sorted(positions) and len(STEPS) == len(list(SQL_DIR.glob("*.sql")))
 
 
 def test_the_dataflow_launcher_without_credentials_says_how_to_log_in(tmp_path):

@@ -61,7 +61,8 @@ def test_the_verification_sql_covers_every_column_that_names_a_subject():
         if spec.user_field:
             assert f"{spec.name}` WHERE {spec.user_field} = @subject" in sql, spec.name
     for name, spec in table_specs().items():
-        if any(f["name"] == "user_id" for f in spec.payload_fields) and not spec.event_type:
-            assert f"{name}` WHERE user_id = @subject" in sql, name
+        for column in ("user_id", "customer_id"):
+            if any(f["name"] == column for f in spec.payload_fields) and not spec.event_type:
+                assert f"{name}` WHERE {column} = @subject" in sql, name
     for name in ("dead_letter", "conflicts"):
         assert f".{name}`" in sql and "payload" in sql

@@ -5,21 +5,23 @@
 -- version is an invalidation is hidden, and so is every event of an entity
 -- a deletion removed. Streaming inserts dedup by insertId only on a
 -- best-effort basis, and a redelivery after the job's dedup horizon passes
--- the job, so exact dedup happens here at query time.
+-- the job, so exact dedup happens here at query time. The CTEs are named
+-- after the table: a query reading two of these views stays unambiguous
+-- where views are inlined by name (the BigQuery emulator).
 CREATE OR REPLACE VIEW `${PROJECT}.${DATASET}.inventory_events_dedup` AS
-WITH latest AS (
+WITH inventory_events_latest AS (
   SELECT *
   FROM `${PROJECT}.${DATASET}.inventory_events`
   WHERE TRUE
   QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id
                              ORDER BY changed_at DESC NULLS LAST, ingest_time, publish_time) = 1
 ),
-deleted AS (
+inventory_events_deleted AS (
   SELECT DISTINCT CAST(inventory_id AS STRING) AS entity
   FROM `${PROJECT}.${DATASET}.inventory_events`
   WHERE change_type = 'deletion'
 )
 SELECT *
-FROM latest
+FROM inventory_events_latest
 WHERE IFNULL(change_type, '') NOT IN ('invalidation', 'deletion')
-  AND CAST(inventory_id AS STRING) NOT IN (SELECT entity FROM deleted);
+  AND CAST(inventory_id AS STRING) NOT IN (SELECT entity FROM inventory_events_deleted);

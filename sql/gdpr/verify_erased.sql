@@ -15,6 +15,13 @@ SELECT 'user_sessions', COUNT(*) FROM `${PROJECT}.${DATASET}.user_sessions` WHER
 UNION ALL
 SELECT 'producer_ledger', COUNT(*) FROM `${PROJECT}.${DATASET}.producer_ledger` WHERE user_id = @subject
 UNION ALL
+SELECT 'dim_customer', COUNT(*) FROM `${PROJECT}.${DATASET}.dim_customer` WHERE customer_id = @subject
+UNION ALL
+SELECT 'fact_order_events', COUNT(*) FROM `${PROJECT}.${DATASET}.fact_order_events` WHERE customer_id = @subject
+UNION ALL
+SELECT 'dq_quarantine', COUNT(*) FROM `${PROJECT}.${DATASET}.dq_quarantine`
+WHERE STRPOS(IFNULL(row_json, ''), @subject) > 0
+UNION ALL
 SELECT 'dead_letter', COUNT(*) FROM `${PROJECT}.${DATASET}.dead_letter`
 WHERE STRPOS(IFNULL(payload, ''), @subject) > 0 OR STRPOS(IFNULL(attributes, ''), @subject) > 0
 UNION ALL
