@@ -25,7 +25,7 @@ DATAFLOW = ["--runner=DataflowRunner", "--streaming", "--project=my-project", "-
             "--output_prefix=gs://my-bucket/output"]
 COMMANDS = ["pipeline", "localrun", "localstack", "provision", "simulator", "reconcile", "demo", "bench",
             "schemas.ddl", "schemas.compat", "backfill", "deadletters", "simulator.history", "simulator.replay",
-            "dashboard", "gdpr", "warehouse"]
+            "dashboard", "gdpr", "warehouse", "bench.capacity"]
 BACKFILL = ["--project=local-project", "--input=/tmp/history/**", "--output_prefix=gs://local-bucket/output"]
 
 
