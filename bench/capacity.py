@@ -9,7 +9,11 @@ What is measured and what is assumed is said in the output: the events/s per
 core is the job's graph on the FnApiRunner (bench/like.py, (c)); event sizes
 are the mean file line of a demo run (the command is in docs/system-design.md);
 the rest (utilisation target, hours at peak, retention) are the assumptions
-named by the options. Every number docs/system-design.md quotes in its
+named by the options. Not counted: the queries (the nightly warehouse, the
+analysts), Nearline and Coldline retrievals, GCS operations (a few million
+a month, a few dollars), the analytics steps' small shuffles. Steady-state
+storage assumes partitions expire and a lifecycle rule deletes files after
+--kept-days; neither is set by provisioning (docs/system-design.md, 5). Every number docs/system-design.md quotes in its
 capacity section comes from this output (tests/test_docs.py).
 """
 
@@ -24,7 +28,7 @@ from common.cli import Parser
 
 ROOT = Path(__file__).resolve().parent.parent
 DAYS = 30
-GB, TIB = 1e9, 2 ** 40
+GB, GIB, TIB = 1e9, 2 ** 30, 2 ** 40  # BigQuery and Cloud Storage bill per GiB ("GB" on their pages), Pub/Sub per TiB
 
 
 def latest_bench() -> Path:
@@ -46,20 +50,24 @@ def plan(per_minute: float, bench: dict, prices: dict, event_bytes: int, utilisa
     events_day = per_minute * 60 * (peak_hours + (24 - peak_hours) / 3)
     month = events_day * DAYS
     data_gb = month * event_bytes / GB
+    data_gib = month * event_bytes / GIB
     worker_hours = workers * 24 * DAYS * (peak_hours + (24 - peak_hours) / 3) / 24  # autoscaling follows the load
     dataflow = worker_hours * (prices["n2_standard_2_vcpus"] * prices["dataflow_streaming_vcpu_hour"]
                                + prices["n2_standard_2_gb"] * prices["dataflow_streaming_gb_hour"])
-    shuffle = 2 * data_gb * prices["dataflow_streaming_engine_gb"]  # the dedup and the files' shuffles
+    # The dedup's and the files' shuffles carry whole events; the analytics' shuffles carry small keyed tuples
+    # (not counted).
+    shuffle = 2 * data_gb * prices["dataflow_streaming_engine_gb"]
     pubsub = 2 * data_gb * GB / TIB * prices["pubsub_tib"]          # publish and subscribe
     pubsub += events_day * event_bytes / 2 ** 30 * prices["pubsub_retained_gib_month"]  # 1 day of acked messages
-    insertall = month * max(event_bytes, prices["bigquery_insertall_min_row_bytes"]) / GB * prices["bigquery_insertall_gb"]
-    write_api = max(0.0, data_gb - prices["bigquery_storage_write_free_tib_month"] * TIB / GB) \
+    insertall = month * max(event_bytes, prices["bigquery_insertall_min_row_bytes"]) / GIB \
+        * prices["bigquery_insertall_gb"]
+    write_api = max(0.0, data_gib - prices["bigquery_storage_write_free_tib_month"] * TIB / GIB) \
         * prices["bigquery_storage_write_gb"]
     active_months = active_days / DAYS
     long_months = max(0, kept_days - active_days) / DAYS
-    bq_storage = data_gb * (active_months * prices["bigquery_active_gb_month"]
+    bq_storage = data_gib * (active_months * prices["bigquery_active_gb_month"]
                             + long_months * prices["bigquery_long_term_gb_month"])
-    gcs = data_gb * (1 * prices["gcs_standard_gb_month"] + 2 * prices["gcs_nearline_gb_month"]
+    gcs = data_gib * (1 * prices["gcs_standard_gb_month"] + 2 * prices["gcs_nearline_gb_month"]
                      + max(0, kept_days / DAYS - 3) * prices["gcs_coldline_gb_month"])
     total = dataflow + shuffle + pubsub + insertall + bq_storage + gcs
     return {

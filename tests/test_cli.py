@@ -168,8 +168,9 @@ def test_with_the_emulators_down_each_command_says_so_in_seconds(module, args, t
 @pytest.mark.parametrize("args,wanted", [
     (["--date=2026-13-01"], "'2026-13-01' is not a date (YYYY-MM-DD)"),
     (["--from=2026-12-05", "--to=2026-12-01"], "--to 2026-12-01 is before --from 2026-12-05"),
-    (["--date=2026-12-01", "--to=2026-12-02"], "give --date, or --from and --to, not both"),
-    ([], "daily needs --date, or --from and --to"),
+    (["--date=2026-12-01", "--to=2026-12-02"], "give one of --date, --from and --to, --since"),
+    (["--since=yesterday"], "--since 'yesterday' is not an RFC 3339 time"),
+    ([], "daily needs --date, --from and --to, or --since"),
 ])
 def test_the_warehouse_refuses_a_bad_day_before_connecting(args, wanted, tmp_path):
     result, elapsed = run("warehouse", "daily", "--project=local-project", *args, env=down_env(tmp_path))
@@ -189,7 +190,8 @@ def test_the_scheduled_query_is_every_warehouse_step_in_order(tmp_path):
     name, schedule, params = result.stdout.rstrip("\n").split("\t")
     assert (name, schedule) == ("warehouse daily", "every day 02:00")
     query = json.loads(params)["query"]
-    assert "${" not in query and "@day" not in query and "`my-project.shop.fact_order_events`" in query
+    assert "${" not in query and "@day" not in query and "@since" not in query
+    assert "`my-project.shop.fact_order_events`" in query and query.count("BEGIN TRANSACTION") == 1
     positions = [query.index(f"MERGE `my-project.shop.{table}`") for table, _ in STEPS]
     assert positions == sorted(positions) and len(STEPS) == len(list(SQL_DIR.glob("*.sql")))
 

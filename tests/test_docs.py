@@ -1,8 +1,9 @@
 """The documents say only what the repository still has: every file path and
 command they quote (README.md, docs/*.md) exists, and every measured figure of
 docs/system-design.md (the bold numbers) appears in the latest benchmark
-(docs/bench/*.json) or in the output of python -m bench.capacity. Each check
-is shown to fail on what it exists for."""
+(docs/bench/*.json, outside its lists of rounds and slices) or in the output
+of python -m bench.capacity, and each cell of its capacity table is the figure
+of that row and scenario. Each check is shown to fail on what it exists for."""
 
 from __future__ import annotations
 
@@ -80,27 +81,59 @@ def _numbers(text: str) -> set[str]:
     return {n.replace(",", "") for n in re.findall(r"\d[\d,]*(?:\.\d+)?", text)}
 
 
-def measured_figures() -> set[str]:
-    """Every number of the latest benchmark and of python -m bench.capacity."""
-    bench = sorted((ROOT / "docs" / "bench").glob("*.json"))[-1]
-    values: set[str] = set()
+def _scalars(node, out: set[str]) -> set[str]:
+    """Every number of a JSON document outside lists (a list holds rounds and
+    slices: small integers that would let any bold figure pass)."""
+    if isinstance(node, dict):
+        for v in node.values():
+            _scalars(v, out)
+    elif isinstance(node, (int, float)) and not isinstance(node, bool):
+        out.add(f"{node:g}" if isinstance(node, float) else str(node))
+    return out
 
-    def walk(node):
-        if isinstance(node, dict):
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-        elif isinstance(node, (int, float)) and not isinstance(node, bool):
-            values.add(f"{node:g}" if isinstance(node, float) else str(node))
-            values.add(str(node))
 
-    walk(json.loads(bench.read_text()))
-    out = subprocess.run([sys.executable, "-m", "bench.capacity"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120)
+def capacity() -> dict:
+    out = subprocess.run([sys.executable, "-m", "bench.capacity", "--json"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    return values | _numbers(out.stdout)
+    return json.loads(out.stdout)
+
+
+def measured_figures() -> set[str]:
+    """The numbers of the latest benchmark and of python -m bench.capacity."""
+    bench = sorted((ROOT / "docs" / "bench").glob("*.json"))[-1]
+    figures = _scalars(json.loads(bench.read_text()), set())
+    for scenario in capacity()["scenarios"]:
+        figures |= _scalars(scenario, set())
+    return figures
+
+
+# Section 5's table: row label (its start) -> the key of python -m bench.capacity --json.
+CAPACITY_ROWS = {
+    "vCPUs busy at peak": "busy_vcpus", "vCPUs at 50% use": "vcpus_at_target",
+    "n2-standard-2 workers at peak": "workers_n2_standard_2", "data per month, TB": "data_tb_per_month",
+    "Dataflow workers": "dataflow_workers", "Streaming Engine shuffle": "streaming_engine_shuffle",
+    "Pub/Sub": "pubsub", "BigQuery `insertAll`": "bigquery_insertall",
+    "BigQuery storage, steady state": "bigquery_storage_steady_state", "GCS files, steady state": "gcs_files_steady_state",
+    "total, $/month": "total_with_insertall", "total with the Storage Write API": "total_with_storage_write_api",
+}
+
+
+def capacity_table_problems(text: str, plan: dict) -> list[str]:
+    """Each cell of the capacity table against the scenario it stands for."""
+    problems, seen = [], set()
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        label = next((k for k in CAPACITY_ROWS if cells[0].startswith(k)), None)
+        if label is None or len(cells) != 3:
+            continue
+        seen.add(label)
+        key = CAPACITY_ROWS[label]
+        for cell, scenario in zip(cells[1:], plan["scenarios"]):
+            want = scenario.get(key, scenario["monthly_usd"].get(key))
+            if _numbers(cell) != {str(want)}:
+                problems.append(f"{label}: {cell} != {want}")
+    return problems + [f"row missing: {k}" for k in CAPACITY_ROWS if k not in seen]
 
 
 def unmeasured_bold_numbers(text: str, measured: set[str]) -> list[str]:
@@ -120,6 +153,9 @@ def test_every_measured_figure_of_the_design_is_in_the_latest_benchmark():
     bold = [span for span in re.findall(r"\*\*([^*]+)\*\*", text) if _numbers(span)]
     assert len(bold) > 30  # the capacity table and the requirements are measured figures
     assert unmeasured_bold_numbers(text, measured_figures()) == []
+    plan = capacity()
+    assert [s["per_minute"] for s in plan["scenarios"]] == [1_000_000, 10_000_000]
+    assert capacity_table_problems(text, plan) == []
 
 
 def test_the_checks_fail_on_what_they_exist_for():
@@ -132,4 +168,9 @@ def test_the_checks_fail_on_what_they_exist_for():
         "docs/no-such-doc.md", "sql/warehouse/no_such_step.sql", "tests/test_docs.py::test_that_does_not_exist"]
     assert missing_commands(text) == ["python -m no_such_module", "./run_dataflow.sh teleport"]
     measured = measured_figures()
-    assert unmeasured_bold_numbers("runs at **6,821** events/s, not **7,777**", measured) == ["7,777"]
+    assert unmeasured_bold_numbers("runs at **6,821** events/s, not **7,777** nor **41** rounds", measured) == [
+        "7,777", "41"]
+    swapped = "| n2-standard-2 workers at peak | **25** | **3** |\n| total, $/month | **5,050** | **50,232** |\n"
+    problems = capacity_table_problems(swapped, capacity())
+    assert problems[:2] == ["n2-standard-2 workers at peak: **25** != 3", "n2-standard-2 workers at peak: **3** != 25"]
+    assert "row missing: Pub/Sub" in problems

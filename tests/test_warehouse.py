@@ -24,7 +24,7 @@ from reconcile.checks import query
 from schemas import event_specs
 from schemas.contract import bigquery_row, format_timestamp
 from tests.helpers import activity, inventory, order
-from warehouse import DAILY_TABLES, run_day
+from warehouse import DAILY_TABLES, affected_days, run_day
 
 pytestmark = pytest.mark.stack
 DATASET = "warehouse_test"
@@ -105,6 +105,17 @@ def _known_input() -> dict:
         "negative_stock": inventory(_at(DAY2, 18), inventory_id="1d000000-0000-4000-8000-000000000001",
                                     product_id=PRODUCTS[3], warehouse_id="w-2", quantity_change=-3, reason="sale"),
     }
+    # As the brief sends orders: no updated_at, so every status event happens at the order_date. Not backwards.
+    brief = []
+    for status in ("pending", "processing", "shipped"):
+        body = _order(_at(DAY2, 11), "0f000000-0000-4000-8000-000000000001", CUSTOMERS[4], "Lyon", "FR", status)
+        del body["updated_at"]
+        brief.append(body)
+    orders.extend(brief)
+    # An order whose statuses span midnight.
+    span = "0d000000-0000-4000-8000-000000000001"
+    for status, t in (("pending", _at(DAY1, 23, 30)), ("processing", _at(DAY1, 23, 50)), ("shipped", _at(DAY2, 0, 10))):
+        orders.append(_order(t, span, CUSTOMERS[5], "Austin", "US", status, ((1, 2, 12.5),), placed=_at(DAY1, 23, 30)))
     return {"alice": alice, "orders": orders, "stock": stock, "clicks": clicks, "bad": bad}
 
 
@@ -114,14 +125,16 @@ def _bodies(known: dict) -> list[dict]:
             *bad["order_status_backwards"], bad["negative_stock"]]
 
 
-def _insert(client, project: str, bodies: list[dict]) -> None:
+def _insert(client, project: str, bodies: list[dict], ingest: datetime | None = None) -> None:
+    """Rows as the job writes them; ingested 2 s after their event time unless
+    `ingest` says when (late data, changes)."""
     rows = defaultdict(list)
     for body in bodies:
         event = parse_message(orjson.dumps(body), None, None, now=T0 + timedelta(days=3),
                               limits=Limits(max_event_age=None))
         assert not isinstance(event, Exception) and event.event_type, event
-        ingest = event.event_time + timedelta(seconds=2)
-        rows[event_specs()[event.event_type].name].append(bigquery_row(event, ingest, ingest, "stream"))
+        at = ingest or event.event_time + timedelta(seconds=2)
+        rows[event_specs()[event.event_type].name].append(bigquery_row(event, at, at, "stream"))
     for table, items in rows.items():
         assert not client.insert_rows_json(f"{project}.{DATASET}.{table}", items, retry=None)
 
@@ -211,6 +224,11 @@ def _day_of(text: str) -> date:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).date()
 
 
+def _event_day(o: dict) -> date:
+    """An order's event time as the contract says: updated_at, else order_date."""
+    return _day_of(o.get("updated_at") or o["order_date"])
+
+
 def _money(value) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.01"))
 
@@ -218,7 +236,7 @@ def _money(value) -> Decimal:
 def test_daily_sales_equal_a_plain_python_sum(built, stack):
     want = defaultdict(lambda: {"orders": set(), "revenue": Decimal(0), "items": 0})
     for o in _orders(built["known"]):
-        cell = want[(_day_of(o["updated_at"]), o["shipping_address"]["country"], o["status"])]
+        cell = want[(_event_day(o), o["shipping_address"]["country"], o["status"])]
         cell["orders"].add(o["order_id"])
         cell["revenue"] += _money(o["total_amount"])
         cell["items"] += sum(i["quantity"] for i in o["items"])
@@ -313,7 +331,7 @@ def test_each_quality_rule_quarantines_its_bad_row(built, stack):
     orders_per_day = defaultdict(int)
     for o in [*built["known"]["alice"], *built["known"]["orders"], bad["order_total_mismatch"],
               *bad["order_status_backwards"]]:
-        orders_per_day[_day_of(o["updated_at"])] += 1
+        orders_per_day[_event_day(o)] += 1
     assert report[(DAY1, "order_total_mismatch")] == (orders_per_day[DAY1], 1)
     assert report[(DAY2, "order_total_mismatch")] == (orders_per_day[DAY2], 0)
     assert report[(DAY2, "order_status_backwards")] == (orders_per_day[DAY2], 1)
@@ -354,15 +372,27 @@ def test_the_example_queries_answer_from_the_warehouse(built, stack):
         "order_total_mismatch", "order_status_backwards", "negative_stock"}
 
 
-def test_a_late_event_is_taken_in_by_rerunning_its_day(built, stack):
-    """An order for day 1 arrives after day 1 was built: re-running day 1
-    adds it to the daily tables and to the customer's profile, and moves the
-    customer's history (their latest address is now a later one)."""
+def _rebuild_since(built, stack, since) -> dict:
+    """What python -m warehouse daily --since does: the affected days, each
+    rebuilt. Returns {day: {table: changed rows}}."""
+    days = affected_days(built["client"], stack.project, DATASET, since)
+    return {day: {r["table"]: r["changed"] for r in run_day(built["client"], stack.project, DATASET, day)}
+            for day in days}
+
+
+def test_a_late_event_is_taken_in_by_rebuilding_the_days_since_it_arrived(built, stack):
+    """An order for day 1 arrives after both days were built: --since finds
+    day 1 and rebuilds it and day 2; the order lands in the daily tables and
+    in the customer's profile, whose later versions move (the latest address
+    is now a later one)."""
+    arrived = datetime.now(timezone.utc)
     late = _order(_at(DAY1, 23, 50), "0e000000-0000-4000-8000-000000000001", ALICE, "Rome", "IT",
                   lines=((3, 4, 2.5),))
-    _insert(built["client"], stack.project, [late])
-    changed = {r["table"]: r["changed"] for r in run_day(built["client"], stack.project, DATASET, DAY1)}
-    assert changed["daily_sales"] >= 1 and changed["dim_customer"] >= 2 and changed["daily_product"] >= 1
+    _insert(built["client"], stack.project, [late], ingest=arrived)
+    changed = _rebuild_since(built, stack, arrived - timedelta(seconds=1))
+    assert list(changed) == [DAY1, DAY2]  # its day, and the days after it
+    assert changed[DAY1]["daily_sales"] >= 1 and changed[DAY1]["dim_customer"] >= 2
+    assert changed[DAY1]["daily_product"] >= 1 and changed[DAY2]["daily_sales"] == 0
     rows = _q(built, stack, "SELECT city, valid_from, valid_to, is_current, order_count FROM D.dim_customer "
                             "WHERE customer_id = @c ORDER BY valid_from", {"c": ALICE})
     assert [(r["city"], r["valid_to"], r["is_current"], r["order_count"]) for r in rows] == [
@@ -370,6 +400,68 @@ def test_a_late_event_is_taken_in_by_rerunning_its_day(built, stack):
     sales = _q(built, stack, "SELECT orders FROM D.daily_sales WHERE day = @d AND country = 'IT'",
                {"d": DAY1.isoformat()})
     assert sales == [{"orders": 1}]
+    assert affected_days(built["client"], stack.project, DATASET, datetime.now(timezone.utc)) == []
+
+
+def test_a_late_restock_clears_a_negative_stock_flag_and_the_stock_after_it(built, stack):
+    """Running values carry from day to day: a restock for day 1 that arrives
+    late lifts day 2's end-of-day stock and clears day 2's negative-stock
+    flag, because every day after the one it arrived for is rebuilt."""
+    arrived = datetime.now(timezone.utc)
+    restock = inventory(_at(DAY1, 22), inventory_id="1e000000-0000-4000-8000-000000000001", product_id=PRODUCTS[3],
+                        warehouse_id="w-2", quantity_change=10, reason="restock")
+    before = _q(built, stack, "SELECT stock_end_of_day FROM D.daily_product WHERE day = @d AND product_id = @p",
+                {"d": DAY2.isoformat(), "p": PRODUCTS[3]})[0]["stock_end_of_day"]
+    _insert(built["client"], stack.project, [restock], ingest=arrived)
+    changed = _rebuild_since(built, stack, arrived - timedelta(seconds=1))
+    assert list(changed) == [DAY1, DAY2]
+    after = _q(built, stack, "SELECT day, stock_end_of_day FROM D.daily_product WHERE product_id = @p ORDER BY day",
+               {"p": PRODUCTS[3]})
+    assert after[-1] == {"day": DAY2, "stock_end_of_day": before + 10}
+    flags = _q(built, stack, "SELECT rule FROM D.dq_quarantine WHERE rule = 'negative_stock'")
+    assert flags == []
+    report = _q(built, stack, "SELECT quarantined FROM D.dq_daily_report WHERE day = @d AND rule = 'negative_stock'",
+                {"d": DAY2.isoformat()})
+    assert report == [{"quarantined": 0}]
+
+
+def test_a_deletion_and_a_correction_across_days_leave_no_stale_rows(built, stack):
+    """A deletion sent for one status event of an order removes every event
+    of the order from the facts, the daily tables and the profile; a
+    correction that moves an event's updated_at to the next day moves its
+    fact row there, never two rows."""
+    known = built["known"]
+    # The deletion is sent for the order's day-2 event; its day-1 events must go as well.
+    doomed = next(o for o in known["orders"] if o["order_id"] == "0d000000-0000-4000-8000-000000000001"
+                  and o["status"] == "shipped")
+    moved = next(o for o in known["orders"] if o["status"] == "pending" and _event_day(o) == DAY1
+                 and o["order_id"] != doomed["order_id"])
+    arrived = datetime.now(timezone.utc)
+    changes = [
+        {**doomed, "change_type": "deletion", "changed_at": format_timestamp(_at(DAY2, 23, 59))},
+        {**moved, "updated_at": format_timestamp(_at(DAY2, 0, 30)), "change_type": "correction",
+         "changed_at": format_timestamp(_at(DAY2, 23, 59))},
+    ]
+    _insert(built["client"], stack.project, changes, ingest=arrived)
+    # Both changes are dated day 2; the deleted order has day-1 events, so day 1 is rebuilt too.
+    assert list(_rebuild_since(built, stack, arrived - timedelta(seconds=1))) == [DAY1, DAY2]
+    assert _q(built, stack, "SELECT event_id FROM D.fact_order_events WHERE order_id = @o",
+              {"o": doomed["order_id"]}) == []
+    assert _q(built, stack, "SELECT event_id FROM D.fact_order_items WHERE order_id = @o",
+              {"o": doomed["order_id"]}) == []
+    rows = _q(built, stack, "SELECT day, event_time FROM D.fact_order_events WHERE event_id = @e",
+              {"e": f"{moved['order_id']}:pending"})
+    assert rows == [{"day": DAY2, "event_time": _at(DAY2, 0, 30)}]
+    # The daily tables follow: the deleted order counts nowhere, the moved event on day 2.
+    counted = _q(built, stack, "SELECT SUM(orders) AS n FROM D.daily_sales WHERE status = 'processing' AND day = @d",
+                 {"d": DAY1.isoformat()})[0]["n"]
+    want = len({o["order_id"] for o in _orders(known) if o["status"] == "processing" and _event_day(o) == DAY1
+                and o["order_id"] != doomed["order_id"]})
+    assert counted == want
+    profile = _q(built, stack, "SELECT SUM(orders_in_version) AS n FROM D.dim_customer WHERE customer_id = @c",
+                 {"c": doomed["customer_id"]})[0]["n"] or 0
+    alive = {o["order_id"] for o in _orders(known) if o["customer_id"] == doomed["customer_id"]} - {doomed["order_id"]}
+    assert profile == len(alive)
 
 
 def test_the_command_builds_a_range_and_summarises(built, stack):
@@ -390,25 +482,30 @@ def test_the_command_builds_a_range_and_summarises(built, stack):
 
 
 def test_the_nightly_scheduled_script_is_the_same_build(built, stack):
-    """The nightly scheduled query (python -m warehouse scheduled-queries), statement by statement
-    with the run date BigQuery gives a schedule (the day after the one it
-    builds): on days already built by the command it changes nothing. (The
-    emulator runs one statement per job with parameters; BigQuery runs the
-    script as one job.)"""
+    """The nightly scheduled query (python -m warehouse scheduled-queries),
+    statement by statement: its plan finds the days rows arrived for (none
+    after now) and the newest day, and its steps, with
+    the loop's day, change nothing on days the command built. (The emulator
+    runs neither scripts nor transactions; BigQuery runs the script as one
+    job.)"""
     import re
 
     from google.cloud import bigquery
 
     from provision import substitute
-    from warehouse import scheduled_script
+    from warehouse import PLAN_SQL, scheduled_script
 
     script = substitute(scheduled_script(), stack.project, DATASET)
-    statements = [s for s in re.split(r"^-- \w+: .*$", script, flags=re.M)[1:]]
-    assert len(statements) == len(DAILY_TABLES)
-    for run_date in (DAY2, DAY2 + timedelta(days=1)):
-        config = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("run_date", "DATE",
-                                                                                          run_date)])
-        for table, sql in zip(DAILY_TABLES, statements):
-            job = built["client"].query(sql.strip().rstrip(";"), job_config=config)
+    header, *steps = re.split(r"^-- \w+: .*$", script, flags=re.M)
+    assert "FOR build IN" in header and "BEGIN TRANSACTION" in header and len(steps) == len(DAILY_TABLES)
+    assert steps[-1].rstrip().endswith("COMMIT TRANSACTION;\nEND FOR;")
+    plan = query(built["client"], substitute(PLAN_SQL.read_text(), stack.project, DATASET),
+                 {"since": datetime.now(timezone.utc) + timedelta(minutes=1)})[0]
+    assert plan["first_day"] is None and plan["last_day"] == DAY2
+    for day in (DAY1, DAY2):
+        config = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("day", "DATE", day)])
+        for table, sql in zip(DAILY_TABLES, steps):
+            sql = sql.replace("COMMIT TRANSACTION;", "").replace("END FOR;", "").strip().rstrip(";")
+            job = built["client"].query(sql.replace("build.day", "@day"), job_config=config)
             job.result()
-            assert job.num_dml_affected_rows == 0, (run_date, table)
+            assert job.num_dml_affected_rows == 0, (day, table)

@@ -9,13 +9,16 @@ not even built_at) and the order of STEPS matters: the flat facts first
 order_events_dedup, address and items as plain columns), then the quality
 rules, then the dimensions and daily tables, which read orders through the
 view fact_orders_current that leaves out what the rules excluded.
-Late data: re-run the day of its event time (`python -m warehouse daily
---date D`); the dimensions rebuild whole histories of the customers and
-products that day touched.
+Late data, corrections, deletions, a backfill: `python -m warehouse daily
+--since T` rebuilds every day from the earliest event date of the rows
+that arrived since T to the newest one (running values such as stock carry
+from day to day); the facts rebuild whole orders, the dimensions whole
+histories of the customers and products a day touched.
 
 The same files make the nightly scheduled query (run_dataflow.sh provision;
 its name and schedule in deploy/scheduled_queries/warehouse_daily.json): one
-script, the steps in order, `@day` the day before the run's @run_date.
+script that does what --since does for the last 48 hours, a transaction per
+day.
 """
 
 from __future__ import annotations
@@ -53,17 +56,52 @@ def step_sql(table: str, project: str, dataset: str) -> str:
     return substitute((SQL_DIR / f"{table}.sql").read_text(), project, dataset)
 
 
+PLAN_SQL = SQL_DIR / "plan" / "affected_days.sql"
+# How far back the nightly run looks for arrived rows: two days, so a failed
+# night is made good by the next (a rebuild is idempotent).
+SCHEDULED_LOOKBACK = "TIMESTAMP_SUB(@run_time, INTERVAL 48 HOUR)"
+
+
 def scheduled_script() -> str:
-    """Every step as one BigQuery script, for a scheduled query: the steps
-    run in order in one job, for the day before the run's @run_date (a
-    nightly schedule builds yesterday). ${PROJECT}/${DATASET} are filled in
-    when the query is created (run_dataflow.sh provision)."""
+    """Every step as one BigQuery script, for a scheduled query: for each day
+    from the earliest event date of the rows that arrived in the last two
+    days to the newest event date (plan/affected_days.sql), the steps in
+    order in one transaction. ${PROJECT}/${DATASET} are filled in when the
+    query is created (run_dataflow.sh provision)."""
+    plan = re.sub(r"@since\b", SCHEDULED_LOOKBACK, _without_comments(PLAN_SQL.read_text()).rstrip().rstrip(";"))
     parts = ["-- Generated from sql/warehouse/ by python -m warehouse scheduled-queries.\n"
-             "-- The day each statement builds is the day before the run date of the schedule.\n"]
+             "-- Rebuilds every day that rows arrived for in the last 48 hours, and the days after it.\n"
+             "FOR build IN (\n"
+             "  SELECT day\n"
+             f"  FROM ({plan}) AS plan,\n"
+             "    UNNEST(GENERATE_DATE_ARRAY(plan.first_day, GREATEST(plan.first_day, plan.last_day))) AS day\n"
+             "  ORDER BY day\n"
+             ") DO\n"
+             "BEGIN TRANSACTION;\n"]
     for table, what in STEPS:
         text = (SQL_DIR / f"{table}.sql").read_text().rstrip().rstrip(";")
-        parts.append(f"-- {table}: {what}\n" + re.sub(r"@day\b", "DATE_SUB(@run_date, INTERVAL 1 DAY)", text) + ";\n")
+        parts.append(f"-- {table}: {what}\n" + re.sub(r"@day\b", "build.day", text) + ";\n")
+    parts.append("COMMIT TRANSACTION;\nEND FOR;\n")
     return "\n".join(parts)
+
+
+def _without_comments(sql: str) -> str:
+    return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+
+
+def affected_days(client, project: str, dataset: str, since) -> list[date]:
+    """The days to rebuild for the rows that arrived since `since` (a
+    datetime): plan/affected_days.sql. Empty when nothing arrived."""
+    from datetime import timedelta
+
+    from provision import substitute
+    from reconcile.checks import query
+
+    row = query(client, substitute(PLAN_SQL.read_text(), project, dataset), {"since": since})[0]
+    if row["first_day"] is None:
+        return []
+    first, last = row["first_day"], max(row["first_day"], row["last_day"])
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
 def run_day(client, project: str, dataset: str, day: date, on_step=None) -> list[dict]:

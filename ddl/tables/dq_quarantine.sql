@@ -2,7 +2,7 @@
 CREATE TABLE IF NOT EXISTS `${PROJECT}.${DATASET}.dq_quarantine` (
   quarantine_id STRING NOT NULL OPTIONS(description="Hash of (rule, event_type, event_id)."),
   day DATE NOT NULL OPTIONS(description="UTC day of the event's event time. Partitioning column."),
-  rule STRING NOT NULL OPTIONS(description="order_total_mismatch, order_status_backwards or negative_stock (warehouse/rules.py)."),
+  rule STRING NOT NULL OPTIONS(description="order_total_mismatch, order_status_backwards or negative_stock (sql/warehouse/dq_quarantine.sql)."),
   action STRING NOT NULL OPTIONS(description="excluded (left out of the daily tables and dimensions) or flagged (reported only)."),
   event_type STRING NOT NULL OPTIONS(description="The event's type."),
   event_id STRING NOT NULL OPTIONS(description="The event's identity."),

@@ -28,14 +28,15 @@ USING (
   ),
   versions AS (
     SELECT n.customer_id, n.version_no, ANY_VALUE(n.city) AS city, ANY_VALUE(n.country) AS country,
-      MIN(n.order_date) AS valid_from, MAX(n.order_date) AS last_order_at,
+      MIN(n.order_date) AS valid_from, MAX(n.order_date) AS last_order_at, MIN(n.order_id) AS some_order,
       COUNT(*) AS orders_in_version, SUM(n.total_amount) AS value_in_version
     FROM numbered AS n
     GROUP BY n.customer_id, n.version_no
   )
   SELECT
-    TO_HEX(SHA256(CONCAT(v.customer_id, '|', FORMAT_TIMESTAMP('%Y-%m-%dT%H:%M:%E6SZ', v.valid_from))))
-      AS customer_key,
+    -- An order of the version in the key: two versions can start at the same instant.
+    TO_HEX(SHA256(CONCAT(v.customer_id, '|', FORMAT_TIMESTAMP('%Y-%m-%dT%H:%M:%E6SZ', v.valid_from), '|',
+                         v.some_order))) AS customer_key,
     v.customer_id, v.city, v.country, v.valid_from,
     LEAD(v.valid_from) OVER (PARTITION BY v.customer_id ORDER BY v.version_no) AS valid_to,
     LEAD(v.valid_from) OVER (PARTITION BY v.customer_id ORDER BY v.version_no) IS NULL AS is_current,

@@ -1,13 +1,14 @@
 -- Products as they stand (SCD type 1), for the products with an order item
--- or a stock movement on one UTC day (query parameter day): name and unit
+-- or a stock movement on one UTC day (query parameter day) in the raw tables: name and unit
 -- price in the latest order, units sold over all orders as they stand
 -- (fact_orders_current and fact_order_items), stock over all warehouses
 -- (inventory_events_dedup). Rebuilt whole for those products, so a re-run
 -- changes nothing and a late event is taken in by re-running its day.
 MERGE `${PROJECT}.${DATASET}.dim_product` AS t
 USING (
-  WITH touched AS (
-    SELECT DISTINCT i.product_id FROM `${PROJECT}.${DATASET}.fact_order_items` AS i WHERE i.day = @day
+  WITH touched AS (  -- every version in the raw tables: an item a correction removed is touched too
+    SELECT DISTINCT i.product_id FROM `${PROJECT}.${DATASET}.order_events` AS r, UNNEST(r.items) AS i
+    WHERE r.event_time >= TIMESTAMP(@day) AND r.event_time < TIMESTAMP(DATE_ADD(@day, INTERVAL 1 DAY))
     UNION DISTINCT
     SELECT DISTINCT v.product_id FROM `${PROJECT}.${DATASET}.inventory_events` AS v
     WHERE v.event_time >= TIMESTAMP(@day) AND v.event_time < TIMESTAMP(DATE_ADD(@day, INTERVAL 1 DAY))
@@ -58,3 +59,10 @@ WHEN NOT MATCHED BY TARGET THEN
   INSERT (product_id, product_name, last_price, units_sold, stock, warehouses, first_seen_at, last_seen_at, built_at)
   VALUES (s.product_id, s.product_name, s.last_price, s.units_sold, s.stock, s.warehouses, s.first_seen_at,
           s.last_seen_at, CURRENT_TIMESTAMP())
+WHEN NOT MATCHED BY SOURCE AND t.product_id IN (  -- touched, and nothing of it is left
+    SELECT i.product_id FROM `${PROJECT}.${DATASET}.order_events` AS r, UNNEST(r.items) AS i
+    WHERE r.event_time >= TIMESTAMP(@day) AND r.event_time < TIMESTAMP(DATE_ADD(@day, INTERVAL 1 DAY))
+    UNION DISTINCT
+    SELECT v.product_id FROM `${PROJECT}.${DATASET}.inventory_events` AS v
+    WHERE v.event_time >= TIMESTAMP(@day) AND v.event_time < TIMESTAMP(DATE_ADD(@day, INTERVAL 1 DAY))) THEN
+  DELETE

@@ -5,8 +5,8 @@
 --   order_total_mismatch   (excluded) total_amount differs from the sum of
 --                                     quantity x price by more than a cent
 --   order_status_backwards (excluded) a status earlier in the lifecycle than
---                                     one the order reached at an earlier
---                                     event time
+--                                     one the order reached at a strictly
+--                                     earlier event time
 --   negative_stock         (flagged)  the running stock of a product in a
 --                                     warehouse drops below zero; the
 --                                     movement is real, so it still counts
@@ -16,7 +16,9 @@ MERGE `${PROJECT}.${DATASET}.dq_quarantine` AS t
 USING (
   WITH lifecycle AS (
     SELECT f.event_id, f.order_id, f.customer_id, f.status, f.status_rank, f.event_time, f.total_amount,
-      MAX(f.status_rank) OVER (PARTITION BY f.order_id ORDER BY f.event_time, f.event_id
+      -- Events at the same time in lifecycle order: an order sent without updated_at has every status at
+      -- its order_date, which is not going backwards.
+      MAX(f.status_rank) OVER (PARTITION BY f.order_id ORDER BY f.event_time, f.status_rank, f.event_id
                                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS rank_before
     FROM `${PROJECT}.${DATASET}.fact_order_events` AS f
     WHERE f.order_id IN (SELECT d.order_id FROM `${PROJECT}.${DATASET}.fact_order_events` AS d WHERE d.day = @day)

@@ -8,7 +8,7 @@ SELECT
   o.total_amount,
   c.city AS customer_city_then,
   c.country AS customer_country_then,
-  c.order_count AS orders_so_far_in_version
+  c.order_count AS orders_by_version_end
 FROM `${PROJECT}.${DATASET}.fact_orders_current` AS o
 JOIN `${PROJECT}.${DATASET}.dim_customer` AS c
   ON c.customer_id = o.customer_id
