@@ -6,4 +6,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
 export NO_GCE_CHECK=True
-exec .venv/bin/python -m pytest "$@"
+# Two workers by default, each with its own emulator stack (tests/conftest.py says how the work is split);
+# PYTEST_WORKERS=0 runs everything in this process.
+WORKERS="${PYTEST_WORKERS:-2}"
+if [[ "$WORKERS" == "0" ]]; then
+  exec .venv/bin/python -m pytest "$@"
+fi
+exec .venv/bin/python -m pytest -n "$WORKERS" --dist loadgroup --no-loadscope-reorder "$@"
