@@ -12,4 +12,4 @@ WORKERS="${PYTEST_WORKERS:-2}"
 if [[ "$WORKERS" == "0" ]]; then
   exec .venv/bin/python -m pytest "$@"
 fi
-exec .venv/bin/python -m pytest -n "$WORKERS" --dist loadgroup --no-loadscope-reorder "$@"
+exec .venv/bin/python -m pytest -n "$WORKERS" --dist loadfile --no-loadscope-reorder "$@"

@@ -25,43 +25,32 @@ DATASET, BUCKET = "ecommerce", "test-bucket"
 os.environ.setdefault("NO_GCE_CHECK", "True")
 
 
-# scripts/test.sh runs the suite on two pytest-xdist workers (--dist loadgroup),
-# each with its own emulator stack (the session fixture below). A test file is
-# one unit of work, since its module fixtures (a job, a run, a built warehouse)
-# serve all its tests; the reliability drills are units of their own, each
-# with its own target. Units start longest first (durations of the suite on 2
-# cores), so that the two workers finish together; the rest keep file order.
+# scripts/test.sh runs the suite on two pytest-xdist workers, each with its
+# own emulator stack (the session fixture below), one test file at a time
+# (--dist loadfile: a file's module fixtures, a job, a run, a built
+# warehouse, serve all its tests). Files start longest first, from the
+# suite's durations on 2 cores, so that the two workers finish together: the
+# drills (about 16 minutes) on one worker, with a quick file queued behind
+# them, while the other works through the rest; the others keep file order.
 LONGEST_FIRST = (
-    "test_reliability.py::test_a_storage_outage_then_a_five_minute_bigquery_outage_lose_nothing",
+    "test_reliability.py",
     "test_end_to_end.py",
-    "test_reliability.py::test_a_cpu_starved_job_still_puts_every_event_in_its_minute_folder",
-    "test_reliability.py::test_pubsub_outages_lose_nothing",
-    "test_reliability.py::test_five_sigkills_and_replays_lose_nothing_and_write_nothing_twice",
-    "test_backfill_stack.py",
+    "test_lint.py",
     "test_gdpr.py",
+    "test_backfill_stack.py",
     "test_hostile_input.py",
     "test_warehouse.py",
     "test_deadletter_replay.py",
     "test_local_job.py",
 )
-UNGROUPED = ("test_reliability.py",)
 
 
-def _rank(item) -> int:
-    path = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
-    for rank, key in enumerate(LONGEST_FIRST):
-        if item.nodeid.split("@", 1)[0].endswith(key) or path == key:
-            return rank
-    return len(LONGEST_FIRST)
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the node ids
 def pytest_collection_modifyitems(config, items):
-    for item in items:
+    def rank(item) -> int:
         module = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
-        if module not in UNGROUPED:
-            item.add_marker(pytest.mark.xdist_group(module))
-    items.sort(key=_rank)  # stable: file order within a rank
+        return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: file order within a rank
 
 
 @pytest.fixture(scope="session")
