@@ -44,9 +44,6 @@ class LocalRunOptions(PipelineOptions):
         g = parser.add_argument_group("local run (python -m localrun only)")
         g.add_argument("--local_pull_max_messages", type=int, default=1000,
                        help="Messages per Pub/Sub pull (Beam's DirectRunner takes 10). 0 keeps Beam's behaviour.")
-        g.add_argument("--local_executor_threads", type=int, default=1,
-                       help="Threads the DirectRunner evaluates bundles on (Beam's is 1; stateful steps stay serial). "
-                            "See localrun/executor_threads.py.")
         g.add_argument("--checkpoint_file", default=None,
                        help="Where the job records its safe replay point (see localrun/recovery.py).")
         g.add_argument("--replay_from", default="",
@@ -63,8 +60,6 @@ class LocalRunOptions(PipelineOptions):
         problems = []
         if not 0 <= self.local_pull_max_messages <= 1000:
             problems.append("--local_pull_max_messages must be between 0 and 1000 (Pub/Sub's pull limit)")
-        if not 1 <= self.local_executor_threads <= 16:
-            problems.append("--local_executor_threads must be between 1 and 16")
         if self.replay_from == "auto" and not self.checkpoint_file:
             problems.append("--replay_from=auto needs --checkpoint_file")
         if self.replay_margin_s < 10:
