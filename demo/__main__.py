@@ -81,15 +81,14 @@ def warehouse_summary(project: str) -> list[str]:
     events can be days back), then one line per table: rows, date range."""
     from common.clients import bigquery_client
     from reconcile.checks import query
-    from warehouse import run_day, summary
-    from warehouse.__main__ import _summary_line
+    from warehouse import run_day, summary, summary_line
 
     client = bigquery_client(project)
     days = [r["day"] for r in query(client, f"SELECT DISTINCT DATE(event_time) AS day "
                                             f"FROM `{project}.{DATASET}.all_events` ORDER BY day")]
     for day in days:
         run_day(client, project, DATASET, day)
-    return [_summary_line(row) for row in summary(client, project, DATASET)]
+    return [summary_line(row) for row in summary(client, project, DATASET)]
 
 
 def main(argv=None) -> int:

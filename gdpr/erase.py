@@ -43,7 +43,13 @@ from schemas.contract import format_timestamp, minute_folder, parse_file_path, r
 
 _log = logging.getLogger("gdpr")
 SQL = Path(__file__).resolve().parent.parent / "sql" / "gdpr"
-OPEN_MARGIN = timedelta(minutes=2)  # after minute end + allowed lateness, before a folder counts as closed
+# After minute end + allowed lateness, before a folder counts as closed. This
+# command runs beside the job and cannot read its watermark, so it decides on
+# the clock, and only when to rewrite a folder: too early and the job may add
+# a late file after the rewrite, but that file cannot hold the subject (their
+# events are suppressed before any folder is touched), and verify checks the
+# folders. Where an event lands is never decided here.
+OPEN_MARGIN = timedelta(minutes=2)
 
 
 @dataclass

@@ -139,6 +139,12 @@ def summary(client, project: str, dataset: str) -> list[dict]:
     return out
 
 
+def summary_line(row: dict) -> str:
+    """One line of `summary`: table, rows, the days they cover."""
+    span = f"{row['first']} .. {row['last']}" if row["rows"] else "empty"
+    return f"{row['table']:<22} {row['rows']:>7} rows  {span}"
+
+
 def _as_date(value):
     if isinstance(value, datetime):
         return value.astimezone(timezone.utc).date()

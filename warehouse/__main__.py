@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     from google.api_core import exceptions as gexc
 
     from common import clients
-    from warehouse import DAILY_TABLES, VIEWS, affected_days, run_day, summary
+    from warehouse import DAILY_TABLES, VIEWS, affected_days, run_day, summary, summary_line
 
     try:
         clients.check_services(("bigquery",))
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
                         f"--project {args.project} --dataset {args.dataset}")
     if args.command == "summary":
         for row in summary(client, args.project, args.dataset):
-            print(_summary_line(row))
+            print(summary_line(row))
         return 0
     if since is not None:
         days = affected_days(client, args.project, args.dataset, since)
@@ -138,11 +138,6 @@ def main(argv=None) -> int:
         print(f"{day}: " + ", ".join(f"{r['table']} {r['changed']} changed" for r in results)
               + f" ({sum(r['seconds'] for r in results):.1f}s)", flush=True)
     return 0
-
-
-def _summary_line(row: dict) -> str:
-    span = f"{row['first']} .. {row['last']}" if row["rows"] else "empty"
-    return f"{row['table']:<22} {row['rows']:>7} rows  {span}"
 
 
 if __name__ == "__main__":
