@@ -64,12 +64,14 @@ def run(argv=None) -> int:
     clients.use_anonymous_beam_credentials()
 
     from localrun.bundle_metrics import count_every_bundle
+    from localrun.dofn_specs import cache_dofn_specs
     from localrun.pubsub_pull import enlarge_pulls
     from localrun.recovery import Checkpointer, resolve_replay_from, seek_subscription, stored_since
 
     if local.local_pull_max_messages:
         enlarge_pulls(local.local_pull_max_messages)
     count_every_bundle()
+    cache_dofn_specs()
     try:
         replay_from = resolve_replay_from(local.replay_from, local.checkpoint_file)
     except ValueError as err:
