@@ -89,11 +89,12 @@ def run(argv=None) -> int:
         checkpointer = Checkpointer(local.checkpoint_file, local.replay_margin_s, initial=replay_from).start()
 
     pipeline = beam.Pipeline(options=options)
+    from localrun import clients as step_clients  # one client per thread, not per bundle
     from pipeline.erasure import ErasedSubjects
 
-    build_pipeline(pipeline, opts, Sinks.production(opts, clients.bigquery_client, clients.storage_client),
+    build_pipeline(pipeline, opts, Sinks.production(opts, step_clients.bigquery_client, step_clients.storage_client),
                    seen=seen, erased=ErasedSubjects(opts.table_project(), opts.dataset, opts.erasure_refresh_s,
-                                                    clients.bigquery_client))
+                                                    step_clients.bigquery_client))
     result = pipeline.run()
     _log.info("%s (pid %d); stop it with Ctrl-C or SIGTERM", RUNNING, os.getpid())
     state = wait_local(result, local.run_duration_s)

@@ -14,10 +14,15 @@ and, on the event trunk right after parsing:
   personal) but removes its payload and attributes.
 
 The list holds hashes, never the ids: the job can recognise a subject
-without keeping who they are. If BigQuery cannot be read when the list is
-due, the job keeps the list it has and says so (a subject erased meanwhile
-is caught at the next refresh, and the erasure command suppresses before it
-deletes, so nothing erased is stored again for longer than a refresh).
+without keeping who they are. The first list is read before the first event
+is decided; later ones are read by a background thread while events go on
+against the list in hand: a query on the processing thread held every event
+for as long as it took, once a refresh (the local job's once-a-minute
+latency spike, docs/performance.md section 2). If BigQuery cannot be read
+when the list is due, the job keeps the list it has and says so (a subject
+erased meanwhile is caught at the next refresh, and the erasure command
+suppresses before it deletes, so nothing erased is stored again for longer
+than a refresh and its query).
 """
 
 from __future__ import annotations
@@ -37,14 +42,20 @@ _log = logging.getLogger(__name__)
 
 
 _LOCK = threading.Lock()
-_LOADED: dict = {}  # (project, dataset) -> (hashes, monotonic time loaded): one list per worker process
+# (project, dataset) -> _Loaded: one list per worker process, shared by the
+# copies of the steps (runners copy a step per bundle).
+_LOADED: dict = {}
+
+
+class _Loaded:
+    def __init__(self, hashes: frozenset, loaded_at: float):
+        self.hashes, self.loaded_at, self.refreshing = hashes, loaded_at, False
 
 
 class ErasedSubjects:
     """The erased subjects' hashes, from BigQuery, refreshed every
-    `refresh_s`. Pickled into the steps (runners copy a step per bundle), so
-    the list itself is kept once per worker process, and read before the
-    element that finds it stale is decided."""
+    `refresh_s` in the background (see the module docstring). Pickled into
+    the steps, so the list itself is kept once per worker process."""
 
     def __init__(self, project: str, dataset: str, refresh_s: float = 60.0, client_factory=None):
         self.project, self.dataset, self.refresh_s = project, dataset, refresh_s
@@ -61,21 +72,26 @@ class ErasedSubjects:
     def hashes(self) -> frozenset:
         key = (self.project, self.dataset)
         with _LOCK:
-            now = time.monotonic()
-            hashes, loaded_at = _LOADED.get(key, (None, 0.0))
-            if hashes is None or now - loaded_at >= self.refresh_s:
-                try:
-                    loaded = self._load()
-                    if hashes is None or len(loaded) != len(hashes):
-                        _log.info("erased subjects: %d (their later events are dropped)", len(loaded))
-                    hashes = loaded
-                except Exception as exc:  # noqa: BLE001 - keep the last list; the first one must load
-                    if hashes is None:
-                        raise
-                    _log.warning("the list of erased subjects could not be refreshed (%s); keeping the one of "
-                                 "%.0f s ago", exc, now - loaded_at)
-                _LOADED[key] = (hashes, now)
-            return hashes
+            loaded = _LOADED.get(key)
+            if loaded is None:  # the first list: no event is decided without one (an error stops the bundle)
+                loaded = _LOADED[key] = _Loaded(self._load(), time.monotonic())
+                _log.info("erased subjects: %d (their later events are dropped)", len(loaded.hashes))
+            elif not loaded.refreshing and time.monotonic() - loaded.loaded_at >= self.refresh_s:
+                loaded.refreshing = True
+                threading.Thread(target=self._refresh, args=(loaded,), name="erased-subjects", daemon=True).start()
+            return loaded.hashes
+
+    def _refresh(self, loaded: _Loaded) -> None:
+        try:
+            hashes = self._load()
+        except Exception as exc:  # noqa: BLE001 - keep the last list, try again after refresh_s
+            _log.warning("the list of erased subjects could not be refreshed (%s); keeping the one of %.0f s ago",
+                         exc, time.monotonic() - loaded.loaded_at)
+            hashes = loaded.hashes
+        with _LOCK:
+            if len(hashes) != len(loaded.hashes):
+                _log.info("erased subjects: %d (their later events are dropped)", len(hashes))
+            loaded.hashes, loaded.loaded_at, loaded.refreshing = hashes, time.monotonic(), False
 
 
 class StaticSubjects:

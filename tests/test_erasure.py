@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 import orjson
+import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
@@ -66,3 +67,73 @@ def test_the_verification_sql_covers_every_column_that_names_a_subject():
                 assert f"{name}` WHERE {column} = @subject" in sql, name
     for name in ("dead_letter", "conflicts"):
         assert f".{name}`" in sql and "payload" in sql
+
+
+class _SlowList:
+    """A BigQuery client stand-in for ErasedSubjects: each query returns the
+    current `rows`, after `gate` opens (set by default); `fail` raises."""
+
+    def __init__(self, rows):
+        import threading
+
+        self.rows, self.queries, self.fail = list(rows), 0, None
+        self.gate, self.started = threading.Event(), threading.Event()
+        self.gate.set()
+
+    def __call__(self, project):
+        return self
+
+    def query(self, sql):
+        self.queries += 1
+        self.started.set()
+        return self
+
+    def result(self, timeout=None):
+        from types import SimpleNamespace
+
+        assert self.gate.wait(30), "the test never opened the gate"
+        if self.fail:
+            raise self.fail
+        return [SimpleNamespace(subject_hash=h) for h in self.rows]
+
+
+def _until(condition, seconds=30):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition never met"
+        time.sleep(0.01)
+
+
+def test_the_list_is_refreshed_in_the_background_never_on_the_events_path(monkeypatch, caplog):
+    from pipeline import erasure
+
+    monkeypatch.setattr(erasure, "_LOADED", {})
+    bq = _SlowList(["h1"])
+    erased = erasure.ErasedSubjects("p", "d", refresh_s=0, client_factory=bq)
+    assert erased.hashes() == {"h1"} and bq.queries == 1  # the first list is read before anything is decided
+
+    bq.rows, bq.started = ["h1", "h2"], __import__("threading").Event()
+    bq.gate.clear()  # the next query hangs until the test lets it answer
+    assert erased.hashes() == {"h1"}  # stale: a refresh starts, the event goes on with the list in hand
+    assert bq.started.wait(30)
+    for _ in range(100):  # events keep flowing while the query hangs: no second query, no waiting
+        assert erased.hashes() == {"h1"}
+    assert bq.queries == 2
+    bq.gate.set()
+    _until(lambda: erased.hashes() == {"h1", "h2"})
+
+    bq.fail = RuntimeError("BigQuery went away")
+    _until(lambda: erased.hashes() and "could not be refreshed" in caplog.text)
+    assert erased.hashes() == {"h1", "h2"}  # the last list is kept
+
+
+def test_without_a_first_list_nothing_is_decided(monkeypatch):
+    from pipeline import erasure
+
+    monkeypatch.setattr(erasure, "_LOADED", {})
+    bq = _SlowList([])
+    bq.fail = RuntimeError("no BigQuery")
+    with pytest.raises(RuntimeError, match="no BigQuery"):
+        erasure.ErasedSubjects("p", "d", refresh_s=60, client_factory=bq).hashes()
