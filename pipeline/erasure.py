@@ -15,10 +15,10 @@ and, on the event trunk right after parsing:
 
 The list holds hashes, never the ids: the job can recognise a subject
 without keeping who they are. The first list is read before the first event
-is decided; later ones are read by a background thread while events go on
-against the list in hand: a query on the processing thread held every event
-for as long as it took, once a refresh (the local job's once-a-minute
-latency spike, docs/performance.md section 2). If BigQuery cannot be read
+is decided; then a background thread re-reads it every refresh, whether
+events come or not, while events go on against the list in hand: a query on
+the processing thread held every event for as long as it took, once a
+refresh (docs/performance.md section 2). If BigQuery cannot be read
 when the list is due, the job keeps the list it has and says so (a subject
 erased meanwhile is caught at the next refresh, and the erasure command
 suppresses before it deletes, so nothing erased is stored again for longer
@@ -48,14 +48,15 @@ _LOADED: dict = {}
 
 
 class _Loaded:
-    def __init__(self, hashes: frozenset, loaded_at: float):
-        self.hashes, self.loaded_at, self.refreshing = hashes, loaded_at, False
+    def __init__(self, hashes: frozenset):
+        self.hashes, self.loaded_at = hashes, time.monotonic()
+        self.stop = threading.Event()  # tests stop the refresher with it
 
 
 class ErasedSubjects:
-    """The erased subjects' hashes, from BigQuery, refreshed every
-    `refresh_s` in the background (see the module docstring). Pickled into
-    the steps, so the list itself is kept once per worker process."""
+    """The erased subjects' hashes, from BigQuery, re-read every `refresh_s`
+    by a background thread (see the module docstring). Pickled into the
+    steps, so the list and its thread exist once per worker process."""
 
     def __init__(self, project: str, dataset: str, refresh_s: float = 60.0, client_factory=None):
         self.project, self.dataset, self.refresh_s = project, dataset, refresh_s
@@ -73,25 +74,26 @@ class ErasedSubjects:
         key = (self.project, self.dataset)
         with _LOCK:
             loaded = _LOADED.get(key)
-            if loaded is None:  # the first list: no event is decided without one (an error stops the bundle)
-                loaded = _LOADED[key] = _Loaded(self._load(), time.monotonic())
+            if loaded is None:  # the first list: no event is decided without one (an error fails the bundle)
+                loaded = _LOADED[key] = _Loaded(self._load())
                 _log.info("erased subjects: %d (their later events are dropped)", len(loaded.hashes))
-            elif not loaded.refreshing and time.monotonic() - loaded.loaded_at >= self.refresh_s:
-                loaded.refreshing = True
-                threading.Thread(target=self._refresh, args=(loaded,), name="erased-subjects", daemon=True).start()
+                threading.Thread(target=self._keep_fresh, args=(loaded,), name="erased-subjects",
+                                 daemon=True).start()
             return loaded.hashes
 
-    def _refresh(self, loaded: _Loaded) -> None:
-        try:
-            hashes = self._load()
-        except Exception as exc:  # noqa: BLE001 - keep the last list, try again after refresh_s
-            _log.warning("the list of erased subjects could not be refreshed (%s); keeping the one of %.0f s ago",
-                         exc, time.monotonic() - loaded.loaded_at)
-            hashes = loaded.hashes
-        with _LOCK:
+    def _keep_fresh(self, loaded: _Loaded) -> None:
+        """Re-read the list every refresh_s for as long as the process lives."""
+        while not loaded.stop.wait(self.refresh_s):
+            try:
+                hashes = self._load()
+            except Exception as exc:  # noqa: BLE001 - keep the last list, try again after refresh_s
+                _log.warning("the list of erased subjects could not be refreshed (%s); keeping the one of %.0f s "
+                             "ago", exc, time.monotonic() - loaded.loaded_at)
+                continue
             if len(hashes) != len(loaded.hashes):
                 _log.info("erased subjects: %d (their later events are dropped)", len(hashes))
-            loaded.hashes, loaded.loaded_at, loaded.refreshing = hashes, time.monotonic(), False
+            with _LOCK:
+                loaded.hashes, loaded.loaded_at = hashes, time.monotonic()
 
 
 class StaticSubjects:

@@ -107,26 +107,43 @@ def _until(condition, seconds=30):
 
 
 def test_the_list_is_refreshed_in_the_background_never_on_the_events_path(monkeypatch, caplog):
+    import threading
+
     from pipeline import erasure
 
     monkeypatch.setattr(erasure, "_LOADED", {})
+    caplog.set_level("INFO", logger="pipeline.erasure")
     bq = _SlowList(["h1"])
-    erased = erasure.ErasedSubjects("p", "d", refresh_s=0, client_factory=bq)
-    assert erased.hashes() == {"h1"} and bq.queries == 1  # the first list is read before anything is decided
-
-    bq.rows, bq.started = ["h1", "h2"], __import__("threading").Event()
-    bq.gate.clear()  # the next query hangs until the test lets it answer
-    assert erased.hashes() == {"h1"}  # stale: a refresh starts, the event goes on with the list in hand
+    bq.gate.clear()
+    erased = erasure.ErasedSubjects("p", "d", refresh_s=0.01, client_factory=bq)
+    first = threading.Thread(target=erased.hashes)
+    first.start()
     assert bq.started.wait(30)
-    for _ in range(100):  # events keep flowing while the query hangs: no second query, no waiting
-        assert erased.hashes() == {"h1"}
-    assert bq.queries == 2
+    first.join(0.2)
+    assert first.is_alive()  # the first list is read before anything is decided
     bq.gate.set()
-    _until(lambda: erased.hashes() == {"h1", "h2"})
+    first.join(30)
+    assert erased.hashes() == {"h1"}
+    try:
+        bq.rows = ["h1", "h2"]  # an erasure: the refresher finds it without any event asking
+        _until(lambda: erasure._LOADED[("p", "d")].hashes == {"h1", "h2"})
+        assert "erased subjects: 2" in caplog.text
 
-    bq.fail = RuntimeError("BigQuery went away")
-    _until(lambda: erased.hashes() and "could not be refreshed" in caplog.text)
-    assert erased.hashes() == {"h1", "h2"}  # the last list is kept
+        bq.gate.clear()  # the next query hangs
+        bq.rows, bq.started = ["h1", "h2", "h3"], threading.Event()
+        assert bq.started.wait(30)
+        queries = bq.queries
+        for _ in range(100):  # events go on against the list in hand while the query hangs
+            assert erased.hashes() == {"h1", "h2"}
+        assert bq.queries == queries
+        bq.fail = RuntimeError("BigQuery went away")
+        bq.gate.set()
+        _until(lambda: "could not be refreshed" in caplog.text)
+        assert erased.hashes() == {"h1", "h2"}  # the last list is kept
+        bq.fail = None
+        _until(lambda: erased.hashes() == {"h1", "h2", "h3"})  # and replaced once BigQuery answers again
+    finally:
+        erasure._LOADED[("p", "d")].stop.set()
 
 
 def test_without_a_first_list_nothing_is_decided(monkeypatch):
