@@ -65,6 +65,7 @@ def run(argv=None) -> int:
 
     from localrun.bundle_metrics import count_every_bundle
     from localrun.dofn_specs import cache_dofn_specs
+    from localrun.gc_policy import freeze_survivors
     from localrun.pubsub_pull import enlarge_pulls
     from localrun.recovery import Checkpointer, resolve_replay_from, seek_subscription, stored_since
 
@@ -72,6 +73,7 @@ def run(argv=None) -> int:
         enlarge_pulls(local.local_pull_max_messages)
     count_every_bundle()
     cache_dofn_specs()
+    freeze_survivors()
     try:
         replay_from = resolve_replay_from(local.replay_from, local.checkpoint_file)
     except ValueError as err:
