@@ -153,6 +153,14 @@ def slices(published_at: dict, seen: dict, slice_s: float) -> list[dict]:
     return out
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process now, in MB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process and its children so far (Linux /proc)."""
     import os
@@ -221,8 +229,10 @@ def run(rate: float, minutes: float, slice_s: float = 30.0, ceiling_s: float = 3
             progress(f"  the job at {rate:.0f} events/s for {minutes:g} minutes ...")
             pids = {"job": job.pid, "bigquery_emulator": stack.bigquery.pid, "pubsub_emulator": stack.pubsub.pid}
             cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            memory = {"job_rss_mb_start": rss_mb(job.pid)}
             started = time.monotonic()
             sim.run(duration_s=minutes * 60, progress=None)
+            memory["job_rss_mb_end"] = rss_mb(job.pid)
             ledger.close()
             wall = time.monotonic() - started
             cpu = {name: round((cpu_seconds(pid) - cpu_before[name]) / wall, 2) for name, pid in pids.items()}
@@ -239,7 +249,7 @@ def run(rate: float, minutes: float, slice_s: float = 30.0, ceiling_s: float = 3
             "missing": len(published_at.keys() - visible.seen.keys()),
             "worst_slice_p99_s": (None if any(s["p99_s"] is None for s in per_slice)
                                   else max((s["p99_s"] for s in per_slice), default=None)),
-            "slices": per_slice, "emulator_ceiling": ceiling, "cores_used": cpu,
+            "slices": per_slice, "emulator_ceiling": ceiling, "cores_used": cpu, "memory": memory,
             "instrument": {"poll_s": poll_s, "cursor_misses": cursor_misses,
                            "final_overlap_s": round(visible.overlap_s, 1), "queries": visible.queries,
                            "query_share_of_run": round(visible.query_seconds / max(wall, 1e-9), 3)}}
@@ -329,8 +339,8 @@ def main(argv=None) -> int:
         print(f"  from {s['from_s']:>5.0f} s: {s['events']:>6} events, p50 {s['p50_s']} s, p99 {s['p99_s']} s"
               + (f", {s['missing']} not seen" if s["missing"] else ""))
     print(f"worst slice p99 {result['worst_slice_p99_s']} s; missing {result['missing']} of {result['published']:,}; "
-          f"cores used {result['cores_used']}; BigQuery emulator alone {result['emulator_ceiling']['rows_per_s']:,} "
-          "rows/s")
+          f"cores used {result['cores_used']}; job memory {result['memory']}; BigQuery emulator alone "
+          f"{result['emulator_ceiling']['rows_per_s']:,} rows/s")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))

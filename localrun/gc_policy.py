@@ -13,8 +13,10 @@ BigQuery of those slices grew with the run.
 permanent generation (`gc.freeze()`), so the next full collection walks only
 what was allocated since. What it costs: a cycle of objects frozen while
 alive and dropped later is never collected (plain references are still freed
-at once; the job's state holds no cycles). A production worker keeps its
-state in Streaming Engine, not in its heap, and does not need this.
+at once). Objects of the bundle in flight are frozen too, and a cycle among
+them (the runner's own bookkeeping has some) then stays: memory can grow
+more than the state; not measured yet over hours. A production worker keeps
+its state in Streaming Engine, not in its heap, and does not need this.
 """
 
 from __future__ import annotations
@@ -42,13 +44,15 @@ def freeze_survivors() -> None:
             while True:
                 finished.wait()
                 finished.clear()
-                if _installed.get("callback") is not on_collection:
-                    return  # uninstalled
-                gc.freeze()
+                with _lock:  # never after uninstall() has given the objects back
+                    if _installed.get("callback") is not on_collection:
+                        return
+                    gc.freeze()
 
         gc.callbacks.append(on_collection)
-        _installed.update(callback=on_collection, finished=finished)
-        threading.Thread(target=freezer, name="gc-freeze-survivors", daemon=True).start()
+        thread = threading.Thread(target=freezer, name="gc-freeze-survivors", daemon=True)
+        _installed.update(callback=on_collection, finished=finished, thread=thread)
+        thread.start()
 
 
 def uninstall() -> None:
@@ -56,8 +60,11 @@ def uninstall() -> None:
     with _lock:
         callback = _installed.pop("callback", None)
         finished = _installed.pop("finished", None)
+        thread = _installed.pop("thread", None)
         if callback in gc.callbacks:
             gc.callbacks.remove(callback)
         if finished is not None:
             finished.set()  # lets the freezer thread see it is uninstalled
         gc.unfreeze()
+    if thread is not None:
+        thread.join(30)

@@ -39,9 +39,19 @@ class CountPerKey(beam.DoFn):
 
 @pytest.fixture
 def calls(monkeypatch):
-    """Beam's get_dofn_specs, counted: the cache installed on top of it; both undone after the test."""
-    counted = {"n": 0, "classes": set()}
+    """Beam's get_dofn_specs, counted ("n", "classes"), and the cache's own
+    introspection of a class's methods ("plans": one class each time); the
+    cache installed on top; all undone after the test."""
+    counted = {"n": 0, "classes": set(), "plans": []}
     beams_own = userstate.get_dofn_specs
+    specs = dofn_specs._specs
+
+    def counting_specs(dofn, names):
+        if len(names) > 3:  # a whole class's methods, not just the hooked process/start/finish
+            counted["plans"].append(type(dofn))
+        return specs(dofn, names)
+
+    monkeypatch.setattr(dofn_specs, "_specs", counting_specs)
 
     def counting(dofn):
         counted["n"] += 1
@@ -70,9 +80,9 @@ def test_a_stateful_job_gives_the_same_results_and_asks_beam_once_per_class(call
     dofn_specs.cache_dofn_specs()
     run_counts()
     # The stateful ParDo alone ran a bundle per key and batch of input (24
-    # here); Beam was asked once for each DoFn class the runner met.
-    assert CountPerKey in calls["classes"]
-    assert calls["n"] == len(calls["classes"]), calls
+    # here); each DoFn class's methods were introspected once.
+    assert CountPerKey in calls["plans"]
+    assert len(calls["plans"]) == len(set(calls["plans"])), calls["plans"]
 
 
 def test_the_answers_are_beams_for_every_dofn_of_the_job(calls):
@@ -118,7 +128,7 @@ def test_a_dofn_with_a_method_among_its_attributes_is_asked_afresh(calls):
     assert calls["n"] == 3
     userstate.get_dofn_specs(Plain())
     userstate.get_dofn_specs(Plain())
-    assert calls["n"] == 4
+    assert calls["n"] == 3 and calls["plans"].count(Plain) == 1
 
 
 def test_errors_are_not_remembered(calls):
@@ -131,7 +141,29 @@ def test_errors_are_not_remembered(calls):
     for _ in range(2):
         with pytest.raises(ValueError, match="duplicate"):
             userstate.get_dofn_specs(Repeats())
-    assert calls["n"] == 2
+    assert calls["plans"].count(Repeats) == 2
+
+
+def test_wrapped_dofns_answer_for_what_they_wrap(calls):
+    """beam.Map's wrapper takes process()'s parameters from its function, and
+    --runtime_type_check wraps every DoFn in wrappers that forward attribute
+    lookups: neither may get the answer of another instance of its class."""
+    from apache_beam.transforms.core import CallableWrapperDoFn
+    from apache_beam.typehints.decorators import IOTypeHints
+    from apache_beam.typehints.typecheck import OutputCheckWrapperDoFn, TypeCheckWrapperDoFn
+
+    def keeps_state(element, total=beam.DoFn.StateParam(CountPerKey.TOTAL)):
+        yield element
+
+    plain_map, state_map = CallableWrapperDoFn(lambda x: x), CallableWrapperDoFn(keeps_state)
+    plain_wrapped = OutputCheckWrapperDoFn(TypeCheckWrapperDoFn(beam.DoFn(), IOTypeHints.empty()), "plain")
+    stateful_wrapped = OutputCheckWrapperDoFn(TypeCheckWrapperDoFn(CountPerKey(), IOTypeHints.empty()), "stateful")
+    beams = [userstate.get_dofn_specs(d) for d in (plain_map, state_map, plain_wrapped, stateful_wrapped)]
+    assert beams[3] == ({CountPerKey.TOTAL}, {CountPerKey.FLUSH}) and beams[2] == (set(), set())
+    dofn_specs.cache_dofn_specs()
+    for _ in range(2):  # the first of each class fills the cache, the second must not take its answer
+        assert [userstate.get_dofn_specs(d) for d in (plain_map, state_map, plain_wrapped, stateful_wrapped)] == beams
+    assert userstate.is_stateful_dofn(stateful_wrapped) and not userstate.is_stateful_dofn(plain_wrapped)
 
 
 def test_uncache_puts_beams_function_back(calls):
