@@ -89,7 +89,9 @@ def _dead_letters_for(stack, bodies: list[bytes]) -> list[dict]:
 
 def test_the_briefs_own_events_without_attributes_all_land(stack, job, tmp_path):
     now = datetime.now(timezone.utc) - timedelta(seconds=5)
-    bodies = [orjson.dumps(b) for b in brief_events.examples(20, seed=11, at=now - timedelta(seconds=60))]
+    # Not seed 11: the run's simulator (completed_run) draws its customer ids from a Random(11) in the same way,
+    # and a brief example sharing one of them once joined that customer's session in the sessions check.
+    bodies = [orjson.dumps(b) for b in brief_events.examples(20, seed=1011, at=now - timedelta(seconds=60))]
     publish_bodies(stack, bodies, "brief-format", tmp_path)
     expected = _expected(bodies)
     stored, inv = _wait_landed(stack, job, expected)
