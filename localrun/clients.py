@@ -18,13 +18,13 @@ from common import clients
 
 
 @functools.lru_cache(maxsize=None)
-def _client(kind: str, project: str | None, thread: int):
-    return getattr(clients, f"{kind}_client")(project)
+def _client(factory, project: str | None, thread: int):
+    return factory(project)
 
 
 def bigquery_client(project: str):
-    return _client("bigquery", project, threading.get_ident())
+    return _client(clients.bigquery_client, project, threading.get_ident())
 
 
 def storage_client(project: str | None):
-    return _client("storage", project, threading.get_ident())
+    return _client(clients.storage_client, project, threading.get_ident())

@@ -17,8 +17,9 @@ every time as before: a method with an `_inspect_<name>` hook (beam.Map's
 wrapper takes process()'s parameters from its function); a DoFn whose class
 looks attributes up its own way (the wrappers of `--runtime_type_check`
 forward them to the DoFn they wrap) or whose instance holds a method; errors
-(a DoFn whose methods repeat a parameter raises every time). Dataflow's SDK harness builds a DoFn's signature once per bundle
-processor and is not affected. Remove this when tests/test_dofn_specs.py finds
+(a DoFn whose methods repeat a parameter raises every time). Dataflow's SDK
+harness builds a DoFn's signature once per bundle processor and is not
+affected. Remove this when tests/test_dofn_specs.py finds
 Beam asking once per class by itself.
 """
 
